@@ -1,0 +1,363 @@
+"""Settings: frozen dataclasses, validated on creation, saved as JSON beside every model.
+
+Each stage of the pipeline reads one config:
+
+    FeatureConfig  -> features.py   (spectrogram settings, in seconds and Hz)
+    WindowConfig   -> windowing.py  (sliding windows over feature frames, in seconds)
+    SilenceConfig  -> silence.py    (energy-based silence targets)
+    ModelConfig    -> nn/           (layer sizes of the VAE)
+    TrainConfig    -> training.py   (optimiser, loss weights, epochs)
+
+`PipelineConfig` bundles them; `PipelineConfig.to_json()`/`from_json()` round-trip
+exactly, and an unknown key or a bad value raises `ParameterError` naming it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from typing import Any, Optional
+
+from discovery.errors import ParameterError
+
+FEATURE_KINDS = ("logmel", "spectrogram")
+
+
+def _fail(name: str, expected: str, value: Any) -> None:
+    raise ParameterError(
+        f"Invalid value for `{name}`: expected {expected}, received {value!r}."
+    )
+
+
+def _check_positive(name: str, value: Any, *, integer: bool = False) -> None:
+    kind = int if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kind) or not value > 0:
+        _fail(name, "an integer > 0" if integer else "a number > 0", value)
+    if not integer and not math.isfinite(value):
+        _fail(name, "a finite number > 0", value)
+
+
+def _check_range(name: str, value: Any, low: float, high: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+        low <= value <= high
+    ):
+        _fail(name, f"a number in [{low}, {high}]", value)
+
+
+class _Config:
+    """JSON round trip shared by every config dataclass."""
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict):
+        if not isinstance(values, dict):
+            _fail(cls.__name__, "a JSON object", values)
+        names = {field.name for field in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise ParameterError(
+                f"Unknown setting `{unknown[0]}` for {cls.__name__}: "
+                f"expected one of {sorted(names)}."
+            )
+        converted = {}
+        for key, value in values.items():
+            # JSON has no tuples; restore them so equality and hashing hold.
+            converted[key] = tuple(value) if isinstance(value, list) else value
+        return cls(**converted)
+
+    def replace(self, **changes):
+        return dataclasses.replace(self, **changes)
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureConfig(_Config):
+    """Spectrogram settings. Features are frames first: `(n_frames, n_features)`.
+
+    Frames are not centred: frame `k` covers samples `[k * hop, k * hop + frame)`, so
+    its start time is exactly `k * hop_seconds`.
+    """
+
+    # Recordings are resampled to this rate, in Hz.
+    sample_rate: int = 16000
+    # "logmel" (mel filter bank) or "spectrogram" (linear STFT bins).
+    kind: str = "logmel"
+    # Length of one analysis frame, in seconds.
+    frame_seconds: float = 0.025
+    # Time between frame starts, in seconds.
+    hop_seconds: float = 0.010
+    # FFT size in samples; None takes the next power of two >= the frame length.
+    n_fft: Optional[int] = None
+    # Number of mel bands (kind="logmel" only).
+    n_mels: int = 64
+    # Band limits, in Hz. fmax=None means the Nyquist frequency. A low fmin keeps
+    # low-frequency noise (wind, hum, hydrophone flow) out of features and silence.
+    fmin: float = 0.0
+    fmax: Optional[float] = None
+    # Normalised features span this many dB below the recording's reference level
+    # (its 99th percentile); quieter cells are clipped to 0, the reference maps to 1.
+    dynamic_range_db: float = 80.0
+
+    def __post_init__(self):
+        _check_positive("sample_rate", self.sample_rate, integer=True)
+        if self.kind not in FEATURE_KINDS:
+            _fail("kind", f"one of {list(FEATURE_KINDS)}", self.kind)
+        _check_positive("frame_seconds", self.frame_seconds)
+        _check_positive("hop_seconds", self.hop_seconds)
+        if self.frame_length < 2:
+            _fail("frame_seconds", "at least 2 samples at sample_rate", self.frame_seconds)
+        if self.hop_length < 1:
+            _fail("hop_seconds", "at least 1 sample at sample_rate", self.hop_seconds)
+        if self.n_fft is not None:
+            _check_positive("n_fft", self.n_fft, integer=True)
+            if self.n_fft < self.frame_length:
+                _fail("n_fft", f"an integer >= the frame length ({self.frame_length})",
+                      self.n_fft)
+        _check_positive("n_mels", self.n_mels, integer=True)
+        nyquist = self.sample_rate / 2
+        _check_range("fmin", self.fmin, 0.0, nyquist)
+        if self.fmax is not None:
+            _check_range("fmax", self.fmax, 0.0, nyquist)
+            if self.fmax <= self.fmin:
+                _fail("fmax", f"a frequency > fmin ({self.fmin} Hz)", self.fmax)
+        _check_positive("dynamic_range_db", self.dynamic_range_db)
+
+    @property
+    def frame_length(self) -> int:
+        """Frame length in samples."""
+        return int(round(self.frame_seconds * self.sample_rate))
+
+    @property
+    def hop_length(self) -> int:
+        """Hop in samples."""
+        return int(round(self.hop_seconds * self.sample_rate))
+
+    @property
+    def fft_size(self) -> int:
+        """The FFT size actually used, in samples."""
+        if self.n_fft is not None:
+            return self.n_fft
+        return 1 << (self.frame_length - 1).bit_length()
+
+    @property
+    def upper_frequency(self) -> float:
+        return self.sample_rate / 2 if self.fmax is None else float(self.fmax)
+
+    @property
+    def frame_rate(self) -> float:
+        """Frames per second."""
+        return self.sample_rate / self.hop_length
+
+
+@dataclasses.dataclass(frozen=True)
+class WindowConfig(_Config):
+    """Sliding windows over feature frames: the unit the model embeds."""
+
+    # Length of one window, in seconds (rounded to whole feature frames).
+    window_seconds: float = 0.32
+    # Time between window starts, in seconds (e.g. window/2 or window/10).
+    hop_seconds: float = 0.08
+
+    def __post_init__(self):
+        _check_positive("window_seconds", self.window_seconds)
+        _check_positive("hop_seconds", self.hop_seconds)
+
+    def window_length(self, features: FeatureConfig) -> int:
+        """Window length in feature frames (at least 1)."""
+        return max(1, int(round(self.window_seconds / features.hop_seconds)))
+
+    def hop_length(self, features: FeatureConfig) -> int:
+        """Window hop in feature frames (at least 1)."""
+        return max(1, int(round(self.hop_seconds / features.hop_seconds)))
+
+
+@dataclasses.dataclass(frozen=True)
+class SilenceConfig(_Config):
+    """Energy-based silence targets, adaptive per recording (see silence.py)."""
+
+    # Hysteresis thresholds, as fractions of the way from the recording's noise floor
+    # (0) to its loud level (1) on the dB scale of band-limited frame energy: a sound
+    # must rise above `high_threshold` and lasts while it stays above `low_threshold`.
+    low_threshold: float = 0.1
+    high_threshold: float = 0.3
+    # Percentiles of frame energy taken as the noise floor and the loud level.
+    floor_percentile: float = 10.0
+    loud_percentile: float = 99.0
+    # Sound shorter than this is silence; silence shorter than this is sound, in s.
+    min_sound_seconds: float = 0.03
+    min_silence_seconds: float = 0.0
+    # A window is a silence target when at most this fraction of it is sound.
+    window_sound_fraction: float = 0.2
+
+    def __post_init__(self):
+        _check_range("low_threshold", self.low_threshold, 0.0, 1.0)
+        _check_range("high_threshold", self.high_threshold, 0.0, 1.0)
+        if self.high_threshold < self.low_threshold:
+            _fail("high_threshold", f"a fraction >= low_threshold ({self.low_threshold})",
+                  self.high_threshold)
+        _check_range("floor_percentile", self.floor_percentile, 0.0, 100.0)
+        _check_range("loud_percentile", self.loud_percentile, 0.0, 100.0)
+        if self.loud_percentile <= self.floor_percentile:
+            _fail("loud_percentile", f"a percentile > floor_percentile "
+                  f"({self.floor_percentile})", self.loud_percentile)
+        _check_range("min_sound_seconds", self.min_sound_seconds, 0.0, 10.0)
+        _check_range("min_silence_seconds", self.min_silence_seconds, 0.0, 10.0)
+        _check_range("window_sound_fraction", self.window_sound_fraction, 0.0, 1.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig(_Config):
+    """Layer sizes of the conv-BiLSTM VAE (see discovery/nn)."""
+
+    # Input window: frames x features (must match WindowConfig and FeatureConfig).
+    input_frames: int = 32
+    input_features: int = 64
+    # Encoder: Conv2D filters and kernel (frames, features), then max-pool over all
+    # features, a Bidirectional LSTM and an LSTM whose last state feeds z.
+    conv_filters: int = 32
+    conv_kernel: tuple = (5, 5)
+    bilstm_units: int = 64
+    lstm_units: int = 64
+    latent_dim: int = 32
+    # Decoder: z repeated over time -> LSTM -> Dense -> Conv2DTranspose.
+    decoder_units: int = 64
+    decoder_filters: int = 8
+    # Silence head on z_mean.
+    silence_units: int = 16
+    # Seed of the Sampling layer's noise.
+    seed: int = 0
+
+    def __post_init__(self):
+        for name in ("input_frames", "input_features", "conv_filters", "bilstm_units",
+                     "lstm_units", "latent_dim", "decoder_units", "decoder_filters",
+                     "silence_units"):
+            _check_positive(name, getattr(self, name), integer=True)
+        kernel = self.conv_kernel
+        if (not isinstance(kernel, tuple) or len(kernel) != 2
+                or not all(isinstance(k, int) and k > 0 for k in kernel)):
+            _fail("conv_kernel", "two integers > 0 (frames, features)", kernel)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            _fail("seed", "an integer", self.seed)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig(_Config):
+    """Optimisation settings for `discovery train`."""
+
+    epochs: int = 30
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    # Weight of the KL term after warm-up; 0 gives the plain autoencoder.
+    beta: float = 0.01
+    # Epochs over which beta rises linearly from 0 to `beta`.
+    beta_warmup_epochs: int = 5
+    # Weight of the silence cross-entropy.
+    silence_weight: float = 1.0
+    # Fraction of recordings held out for validation (early stopping).
+    validation_fraction: float = 0.1
+    # Epochs without validation improvement before stopping.
+    patience: int = 5
+    seed: int = 0
+
+    def __post_init__(self):
+        _check_positive("epochs", self.epochs, integer=True)
+        _check_positive("batch_size", self.batch_size, integer=True)
+        _check_positive("learning_rate", self.learning_rate)
+        _check_range("beta", self.beta, 0.0, 1e6)
+        if isinstance(self.beta_warmup_epochs, bool) or not isinstance(
+                self.beta_warmup_epochs, int) or self.beta_warmup_epochs < 0:
+            _fail("beta_warmup_epochs", "an integer >= 0", self.beta_warmup_epochs)
+        _check_range("silence_weight", self.silence_weight, 0.0, 1e6)
+        _check_range("validation_fraction", self.validation_fraction, 0.0, 0.9)
+        _check_positive("patience", self.patience, integer=True)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            _fail("seed", "an integer", self.seed)
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineConfig(_Config):
+    """Everything a model bundle needs to reproduce its inputs."""
+
+    features: FeatureConfig = dataclasses.field(default_factory=FeatureConfig)
+    windows: WindowConfig = dataclasses.field(default_factory=WindowConfig)
+    silence: SilenceConfig = dataclasses.field(default_factory=SilenceConfig)
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    training: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+
+    _SECTIONS = {
+        "features": FeatureConfig,
+        "windows": WindowConfig,
+        "silence": SilenceConfig,
+        "model": ModelConfig,
+        "training": TrainConfig,
+    }
+
+    def __post_init__(self):
+        for name, cls in self._SECTIONS.items():
+            if not isinstance(getattr(self, name), cls):
+                _fail(name, f"a {cls.__name__}", getattr(self, name))
+        frames = self.windows.window_length(self.features)
+        if self.model.input_frames != frames:
+            _fail("model.input_frames",
+                  f"the window length in frames ({frames})", self.model.input_frames)
+        n_features = feature_count(self.features)
+        if self.model.input_features != n_features:
+            _fail("model.input_features",
+                  f"the number of features ({n_features})", self.model.input_features)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "PipelineConfig":
+        if not isinstance(values, dict):
+            _fail("config", "a JSON object", values)
+        unknown = sorted(set(values) - set(cls._SECTIONS) - {"versions"})
+        if unknown:
+            raise ParameterError(
+                f"Unknown config section `{unknown[0]}`: expected one of "
+                f"{sorted(cls._SECTIONS)}."
+            )
+        sections = {name: section.from_dict(values.get(name, {}))
+                    for name, section in cls._SECTIONS.items()}
+        return cls(**sections)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "PipelineConfig":
+        try:
+            values = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ParameterError(f"Invalid config JSON: {error}.") from None
+        return cls.from_dict(values)
+
+
+def feature_count(features: FeatureConfig) -> int:
+    """Number of feature columns `features` produces."""
+    if features.kind == "logmel":
+        return features.n_mels
+    # Linear bins inside [fmin, fmax].
+    n_bins = features.fft_size // 2 + 1
+    resolution = features.sample_rate / features.fft_size
+    low = int(math.ceil(features.fmin / resolution - 1e-9))
+    high = int(math.floor(features.upper_frequency / resolution + 1e-9))
+    return max(0, min(high, n_bins - 1) - low + 1)
+
+
+def pipeline_for(features: FeatureConfig, windows: WindowConfig, **model_values) -> dict:
+    """ModelConfig values whose input shape matches `features` and `windows`."""
+    return dict(model_values, input_frames=windows.window_length(features),
+                input_features=feature_count(features))
+
+
+# Named feature settings. "fbank26" and "seed-v4" reproduce the seed experiments:
+# 26 mel filter-bank bands with 40 ms / 20 ms frames, and 256 linear bins
+# (n_fft = 510) for the seed-v4 model. The FSDD recordings they used are 8 kHz.
+FEATURE_PRESETS = {
+    "default": FeatureConfig(),
+    "fbank26": FeatureConfig(sample_rate=8000, kind="logmel", frame_seconds=0.04,
+                             hop_seconds=0.02, n_mels=26),
+    "seed-v4": FeatureConfig(sample_rate=8000, kind="spectrogram", frame_seconds=0.04,
+                             hop_seconds=0.01, n_fft=510),
+}
