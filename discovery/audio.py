@@ -1,0 +1,215 @@
+"""Audio files -> float32 mono samples at the configured sample rate.
+
+wav, flac, ogg and mp3 are read with soundfile (libsndfile); anything libsndfile cannot
+open is handed to audioread (ffmpeg, GStreamer or Core Audio, whichever is installed).
+Long files are streamed in blocks: `stream` holds one block at a time, so memory does
+not grow with the length of the recording.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Iterator, List, Sequence, Union
+
+import numpy as np
+import soundfile
+import soxr
+
+from discovery.errors import AudioError, ParameterError
+
+PathLike = Union[str, os.PathLike]
+
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
+
+# Seconds of audio held in memory at once while streaming.
+DEFAULT_BLOCK_SECONDS = 30.0
+
+
+@dataclasses.dataclass(frozen=True)
+class AudioInfo:
+    """What a file holds, before any resampling."""
+
+    path: str
+    sample_rate: int
+    channels: int
+    n_samples: int
+
+    @property
+    def duration(self) -> float:
+        """Length in seconds."""
+        return self.n_samples / self.sample_rate
+
+
+def find_audio_files(inputs: Sequence[PathLike]) -> List[Path]:
+    """Expand files and folders (searched recursively) into a sorted list of audio files.
+
+    Args:
+        inputs: paths of files or folders. A file is taken whatever its extension; a
+            folder contributes every file whose extension is in `AUDIO_EXTENSIONS`.
+
+    Returns:
+        Paths in the order given, each folder's files sorted, without duplicates.
+
+    Raises:
+        AudioError: a path does not exist, or a folder holds no audio file.
+    """
+    found: List[Path] = []
+    for entry in inputs:
+        path = Path(entry)
+        if path.is_dir():
+            files = sorted(p for p in path.rglob("*")
+                           if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
+            if not files:
+                raise AudioError(f"{path}: no audio files ({', '.join(AUDIO_EXTENSIONS)}) "
+                                 "in this folder.")
+            found.extend(files)
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise AudioError(f"{path}: no such file or folder.")
+    seen, unique = set(), []
+    for path in found:
+        key = path.resolve()
+        if key not in seen:
+            seen.add(key)
+            unique.append(path)
+    return unique
+
+
+def _check_file(path: Path) -> None:
+    if not path.exists():
+        raise AudioError(f"{path}: no such file.")
+    if not path.is_file():
+        raise AudioError(f"{path}: not a file.")
+    if path.stat().st_size == 0:
+        raise AudioError(f"{path}: the file is empty (0 bytes).")
+
+
+def info(path: PathLike) -> AudioInfo:
+    """Sample rate, channels and length of an audio file, without decoding it all.
+
+    Raises:
+        AudioError: the file is missing, empty or not a readable audio file.
+    """
+    path = Path(path)
+    _check_file(path)
+    try:
+        with soundfile.SoundFile(str(path)) as handle:
+            n_samples = handle.frames
+            # Some mp3 headers carry no length: count by decoding.
+            if n_samples <= 0 or n_samples >= 2**62:
+                n_samples = sum(len(block) for block in
+                                handle.blocks(blocksize=1 << 16, dtype="float32"))
+            return AudioInfo(str(path), handle.samplerate, handle.channels, n_samples)
+    except (soundfile.LibsndfileError, RuntimeError) as error:
+        reason = _libsndfile_reason(error)
+    with _open_audioread(path, reason) as handle:
+        n_samples = int(round(handle.duration * handle.samplerate))
+        return AudioInfo(str(path), handle.samplerate, handle.channels, n_samples)
+
+
+def _open_audioread(path: Path, reason: str):
+    """Open with the fallback decoder; `reason` is why libsndfile could not."""
+    import audioread  # imported lazily: only needed for formats libsndfile lacks
+
+    try:
+        return audioread.audio_open(str(path))
+    except (audioread.DecodeError, OSError, EOFError):
+        raise AudioError(f"{path}: not a readable audio file ({reason}); expected "
+                         f"{', '.join(AUDIO_EXTENSIONS)}.") from None
+
+
+def _libsndfile_reason(error: Exception) -> str:
+    text = getattr(error, "error_string", None) or str(error)
+    return text.strip().rstrip(".") or type(error).__name__
+
+
+def _raw_blocks(path: Path, block_seconds: float) -> Iterator[tuple]:
+    """Yield (block (n, channels) float32, native sample rate) from the decoder."""
+    try:
+        handle = soundfile.SoundFile(str(path))
+    except (soundfile.LibsndfileError, RuntimeError) as error:
+        handle, reason = None, _libsndfile_reason(error)
+    if handle is not None:
+        with handle:
+            rate = handle.samplerate
+            block_size = max(1, int(block_seconds * rate))
+            for block in handle.blocks(blocksize=block_size, dtype="float32",
+                                       always_2d=True):
+                yield block, rate
+        return
+    with _open_audioread(path, reason) as reader:
+        rate, channels = reader.samplerate, reader.channels
+        for buffer in reader:
+            # audioread gives 16-bit little-endian interleaved PCM.
+            block = np.frombuffer(buffer, dtype="<i2").astype(np.float32) / 32768.0
+            yield block.reshape(-1, channels), rate
+
+
+def stream(path: PathLike, *, sample_rate: int,
+           block_seconds: float = DEFAULT_BLOCK_SECONDS) -> Iterator[np.ndarray]:
+    """Decode a file block by block as float32 mono at `sample_rate`.
+
+    Channels are averaged; resampling is streamed (soxr, high quality), so joining the
+    blocks gives the same samples as resampling the whole file at once.
+
+    Args:
+        path: an audio file.
+        sample_rate: int > 0. Output rate in Hz.
+        block_seconds: float > 0. Seconds of input decoded per block. Defaults to 30.
+
+    Yields:
+        (n,) float32 arrays; their concatenation is the whole recording.
+
+    Raises:
+        AudioError: the file is missing, empty, not audio, holds no samples, or holds
+            NaN or infinite samples.
+    """
+    if isinstance(sample_rate, bool) or not isinstance(sample_rate, int) or sample_rate <= 0:
+        raise ParameterError(f"Invalid value for `sample_rate`: expected an integer > 0, "
+                             f"received {sample_rate!r}.")
+    if not block_seconds > 0:
+        raise ParameterError(f"Invalid value for `block_seconds`: expected a number > 0, "
+                             f"received {block_seconds!r}.")
+    path = Path(path)
+    _check_file(path)
+    resampler = None
+    total = 0
+    native_rate = None
+    try:
+        for block, rate in _raw_blocks(path, block_seconds):
+            if native_rate is None:
+                native_rate = rate
+                if rate != sample_rate:
+                    resampler = soxr.ResampleStream(rate, sample_rate, 1,
+                                                    dtype="float32", quality="HQ")
+            mono = block.mean(axis=1, dtype=np.float32) if block.shape[1] > 1 else block[:, 0]
+            if not np.all(np.isfinite(mono)):
+                bad = int(np.flatnonzero(~np.isfinite(mono))[0]) + total
+                raise AudioError(f"{path}: sample {bad} is NaN or infinite; the file is "
+                                 "damaged or was written with invalid values.")
+            total += len(mono)
+            if resampler is not None:
+                mono = resampler.resample_chunk(mono, last=False)
+            if len(mono):
+                yield np.ascontiguousarray(mono, dtype=np.float32)
+    except soundfile.LibsndfileError as error:
+        raise AudioError(f"{path}: decoding failed after {total} samples "
+                         f"({error}).") from None
+    if total == 0:
+        raise AudioError(f"{path}: the file holds no audio samples.")
+    if resampler is not None:
+        tail = resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True)
+        if len(tail):
+            yield tail.astype(np.float32)
+
+
+def load(path: PathLike, *, sample_rate: int) -> np.ndarray:
+    """Read a whole file as float32 mono at `sample_rate` (see `stream`).
+
+    Returns:
+        (n_samples,) float32 array.
+    """
+    return np.concatenate(list(stream(path, sample_rate=sample_rate)))

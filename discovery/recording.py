@@ -1,0 +1,79 @@
+"""One recording -> features, windows with times, and silence targets.
+
+This is what `discovery features` writes per recording and what training reads.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Optional
+
+import numpy as np
+
+from discovery import features as features_module
+from discovery import silence
+from discovery.config import PipelineConfig
+from discovery.windowing import Windows, make_windows
+
+
+@dataclasses.dataclass
+class Recording:
+    """Everything computed for one recording.
+
+    Attributes:
+        path: the audio file.
+        features: normalised features and frame levels.
+        windows: sliding windows with times.
+        frame_sound: (n_frames,) bool energy-based sound detection.
+        window_sound_fraction: (n_windows,) fraction of each window that is sound.
+        window_silence: (n_windows,) bool silence targets.
+    """
+
+    path: str
+    features: features_module.Features
+    windows: Windows
+    frame_sound: np.ndarray
+    window_sound_fraction: np.ndarray
+    window_silence: np.ndarray
+
+    def to_arrays(self) -> dict:
+        """Arrays for an `.npz` file (see `discovery features`)."""
+        return {
+            "features": self.features.values,
+            "frame_start_s": self.features.frame_starts,
+            "frame_energy_db": self.features.energy_db,
+            "frame_sound": self.frame_sound,
+            "window_start_s": self.windows.start_s,
+            "window_end_s": self.windows.end_s,
+            "window_start_frame": self.windows.start_frame,
+            "window_n_valid": self.windows.n_valid,
+            "window_padded": self.windows.padded,
+            "window_sound_fraction": self.window_sound_fraction,
+            "window_silence": self.window_silence,
+            "reference_db": np.float32(self.features.reference_db),
+            "duration_s": np.float64(self.features.duration),
+        }
+
+
+def analyse(path, config: PipelineConfig,
+            features: Optional[features_module.Features] = None) -> Recording:
+    """Compute features, windows and silence targets of one audio file.
+
+    Args:
+        path: an audio file.
+        config: feature, window and silence settings.
+        features: already computed features of `path`, to skip reading it again.
+
+    Raises:
+        AudioError: the file cannot be read.
+    """
+    if features is None:
+        features = features_module.extract(path, config.features)
+    windows = make_windows(features.values, config.features, config.windows,
+                           n_samples=features.n_samples)
+    sound = silence.frame_sound(features.energy_db, frame_rate=config.features.frame_rate,
+                                config=config.silence)
+    fraction = silence.window_sound_fraction(sound, windows.start_frame, windows.n_valid,
+                                             windows.values.shape[1])
+    return Recording(str(path), features, windows, sound, fraction,
+                     silence.window_silence(fraction, config.silence))

@@ -1,0 +1,76 @@
+"""Energy-based silence targets, adaptive per recording.
+
+A frame is sound when its band-limited energy (dB) rises above thresholds set between
+the recording's own noise floor and loud level, so recordings of any level, and with any
+steady background, get sensible targets. Hysteresis, as in classic onset detectors: a
+sound starts where the energy crosses the high threshold and extends on both sides while
+it stays above the low one, which keeps soft onsets and tails without letting noise
+through. Gaps shorter than `min_silence_seconds` are closed and sounds shorter than
+`min_sound_seconds` removed. A window is a silence target when at most
+`window_sound_fraction` of it is sound.
+
+These targets train the model's silence detector where no annotation says otherwise.
+`scripts/score_silence.py` scores them against annotated recordings.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+from discovery.config import SilenceConfig
+
+
+def thresholds(energy_db: np.ndarray, config: SilenceConfig) -> tuple:
+    """(low, high) dB thresholds for one recording."""
+    floor = np.percentile(energy_db, config.floor_percentile)
+    loud = np.percentile(energy_db, config.loud_percentile)
+    span = loud - floor
+    return (float(floor + config.low_threshold * span),
+            float(floor + config.high_threshold * span))
+
+
+def frame_sound(energy_db: np.ndarray, *, frame_rate: float,
+                config: SilenceConfig) -> np.ndarray:
+    """Which frames hold sound.
+
+    Args:
+        energy_db: (n_frames,) band-limited frame energy in dB.
+        frame_rate: float > 0. Frames per second.
+        config: thresholds and minimum durations.
+
+    Returns:
+        (n_frames,) bool, True for sound.
+    """
+    energy_db = np.asarray(energy_db, dtype=np.float64)
+    if energy_db.size == 0:
+        return np.zeros(0, dtype=bool)
+    low, high = thresholds(energy_db, config)
+    segments, n_segments = ndimage.label(energy_db > low)
+    keep = np.zeros(n_segments + 1, dtype=bool)
+    keep[np.unique(segments[energy_db > high])] = True
+    keep[0] = False
+    sound = keep[segments]
+    gap = int(round(config.min_silence_seconds * frame_rate))
+    if gap > 1:
+        # Pad so that closing does not erode sound touching the ends.
+        padded = np.pad(sound, gap, mode="edge")
+        sound = ndimage.binary_closing(padded, structure=np.ones(gap, bool))[gap:-gap]
+    shortest = int(round(config.min_sound_seconds * frame_rate))
+    if shortest > 1:
+        sound = ndimage.binary_opening(sound, structure=np.ones(shortest, dtype=bool))
+    return sound
+
+
+def window_sound_fraction(sound: np.ndarray, start_frame: np.ndarray,
+                          n_valid: np.ndarray, window_length: int) -> np.ndarray:
+    """(n_windows,) fraction of each window's frames that are sound (padding is silence)."""
+    cumulative = np.concatenate([[0], np.cumsum(sound, dtype=np.int64)])
+    begin = np.minimum(start_frame, len(sound))
+    end = np.minimum(start_frame + n_valid, len(sound))
+    return ((cumulative[end] - cumulative[begin]) / window_length).astype(np.float32)
+
+
+def window_silence(fraction: np.ndarray, config: SilenceConfig) -> np.ndarray:
+    """(n_windows,) bool silence targets from the fraction of sound per window."""
+    return np.asarray(fraction) <= config.window_sound_fraction

@@ -1,0 +1,109 @@
+import numpy as np
+import pytest
+import soundfile
+
+from discovery import audio
+from discovery.errors import AudioError, ParameterError
+
+
+@pytest.mark.parametrize("extension,subtype", [
+    ("wav", "PCM_16"), ("flac", "PCM_16"), ("ogg", "VORBIS"), ("mp3", "MPEG_LAYER_III"),
+])
+def test_reads_every_format(tmp_path, digit_clip, extension, subtype):
+    original, rate = soundfile.read(digit_clip, dtype="float32")
+    path = tmp_path / f"clip.{extension}"
+    soundfile.write(path, original, rate, subtype=subtype)
+    samples = audio.load(path, sample_rate=rate)
+    assert samples.dtype == np.float32 and samples.ndim == 1
+    # Lossy codecs pad and delay a little; the content must still match.
+    assert abs(len(samples) - len(original)) <= 0.1 * rate
+    n = min(len(samples), len(original))
+    if extension in ("wav", "flac"):
+        np.testing.assert_allclose(samples[:n], original[:n], atol=1e-4)
+    else:
+        lag = int(np.argmax(np.correlate(samples[:n], original[:n // 2], "valid")))
+        aligned = samples[lag:lag + n // 2]
+        correlation = np.corrcoef(aligned, original[:len(aligned)])[0, 1]
+        assert correlation > 0.9
+
+
+def test_stereo_is_mixed_to_mono(tmp_path, rng):
+    left = rng.standard_normal(4000).astype(np.float32) * 0.1
+    right = -0.5 * left
+    path = tmp_path / "stereo.wav"
+    soundfile.write(path, np.stack([left, right], axis=1), 8000, subtype="FLOAT")
+    samples = audio.load(path, sample_rate=8000)
+    np.testing.assert_allclose(samples, (left + right) / 2, atol=1e-6)
+
+
+def test_resamples_to_the_configured_rate(digit_clip):
+    native = audio.info(digit_clip)
+    samples = audio.load(digit_clip, sample_rate=16000)
+    assert native.sample_rate == 8000
+    assert abs(len(samples) - 2 * native.n_samples) <= 2
+
+
+def test_streamed_blocks_join_to_the_whole_file(annotated_recording):
+    whole = audio.load(annotated_recording, sample_rate=16000)
+    blocks = list(audio.stream(annotated_recording, sample_rate=16000, block_seconds=1.7))
+    assert len(blocks) > 40
+    # Memory is bounded by the block, not the file (soxr may carry a little over).
+    assert max(len(b) for b in blocks) <= 2 * 1.7 * 16000
+    np.testing.assert_allclose(np.concatenate(blocks), whole, atol=1e-5)
+
+
+def test_finds_audio_in_folders_recursively(tmp_path, digit_clip):
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    soundfile.write(tmp_path / "a" / "b" / "x.flac", np.zeros(100), 8000)
+    soundfile.write(tmp_path / "a" / "y.wav", np.zeros(100), 8000)
+    (tmp_path / "a" / "notes.txt").write_text("not audio")
+    found = audio.find_audio_files([tmp_path, tmp_path / "a" / "y.wav"])
+    assert [p.name for p in found] == ["x.flac", "y.wav"]
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(AudioError, match="missing.wav: no such file"):
+        audio.load(tmp_path / "missing.wav", sample_rate=8000)
+    with pytest.raises(AudioError, match="missing.wav: no such file or folder"):
+        audio.find_audio_files([tmp_path / "missing.wav"])
+
+
+def test_empty_file(tmp_path):
+    path = tmp_path / "empty.wav"
+    path.touch()
+    with pytest.raises(AudioError, match=r"empty.wav: the file is empty"):
+        audio.load(path, sample_rate=8000)
+
+
+def test_text_file_named_wav(tmp_path):
+    path = tmp_path / "x.wav"
+    path.write_text("this is not audio\n")
+    with pytest.raises(AudioError, match=r"x.wav: not a readable audio file"):
+        audio.load(path, sample_rate=8000)
+
+
+def test_header_without_samples(tmp_path):
+    path = tmp_path / "silent.wav"
+    soundfile.write(path, np.zeros(0, dtype=np.float32), 8000)
+    with pytest.raises(AudioError, match="silent.wav: the file holds no audio samples"):
+        audio.load(path, sample_rate=8000)
+
+
+def test_nan_samples(tmp_path):
+    samples = np.zeros(8000, dtype=np.float32)
+    samples[1234] = np.nan
+    path = tmp_path / "nan.wav"
+    soundfile.write(path, samples, 8000, subtype="FLOAT")
+    with pytest.raises(AudioError, match="nan.wav: sample 1234 is NaN"):
+        audio.load(path, sample_rate=8000)
+
+
+def test_errors_are_value_errors(tmp_path):
+    with pytest.raises(ValueError):
+        audio.load(tmp_path / "missing.wav", sample_rate=8000)
+
+
+@pytest.mark.parametrize("rate", [0, -8000, 8000.5, True])
+def test_invalid_sample_rate(digit_clip, rate):
+    with pytest.raises(ParameterError, match="sample_rate"):
+        audio.load(digit_clip, sample_rate=rate)
