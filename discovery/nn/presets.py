@@ -1,0 +1,78 @@
+"""Named pipeline settings: features, windows and model sizes that fit together.
+
+- "seed-v4": the seed experiments' model, exactly (641,024 encoder parameters).
+- "default": a CPU-friendly starting point; to be tuned by measurement.
+- "tiny": for tests; a training step takes milliseconds.
+
+Each entry is a validated, frozen `PipelineConfig`; change one with `.replace(...)`.
+"""
+
+from __future__ import annotations
+
+from discovery.config import (
+    FEATURE_PRESETS,
+    FeatureConfig,
+    ModelConfig,
+    PipelineConfig,
+    TrainConfig,
+    WindowConfig,
+    pipeline_for,
+)
+from discovery.errors import ParameterError
+
+
+def _preset(features: FeatureConfig, windows: WindowConfig,
+            training: TrainConfig = TrainConfig(), **model_values) -> PipelineConfig:
+    # The input shape is derived, never typed, so it cannot drift from the features.
+    model = ModelConfig(**pipeline_for(features, windows, **model_values))
+    return PipelineConfig(features=features, windows=windows, model=model,
+                          training=training)
+
+
+PRESETS: dict[str, PipelineConfig] = {
+    # 8 kHz, 256 linear bins, 10 ms hop; 1.28 s windows (128 frames), half overlap.
+    "seed-v4": _preset(
+        FEATURE_PRESETS["seed-v4"],
+        WindowConfig(window_seconds=1.28, hop_seconds=0.64),
+        conv_filters=256, conv_kernel=(8, 8), bilstm_units=128, lstm_units=128,
+        latent_dim=128, decoder_units=128, decoder_filters=8, silence_units=32,
+    ),
+    # 16 kHz log-mel, 64 bands, 25 ms / 10 ms; 0.32 s windows (32 frames).
+    "default": _preset(
+        FeatureConfig(sample_rate=16000, kind="logmel", frame_seconds=0.025,
+                      hop_seconds=0.010, n_mels=64),
+        WindowConfig(window_seconds=0.32, hop_seconds=0.08),
+        TrainConfig(epochs=40, batch_size=64, beta=0.01, beta_warmup_epochs=5,
+                    silence_weight=20.0, patience=6),
+        conv_filters=32, conv_kernel=(5, 5), bilstm_units=64, lstm_units=64,
+        latent_dim=32, decoder_units=64, decoder_filters=8, silence_units=16,
+    ),
+    # 8 kHz log-mel, 16 bands; 0.16 s windows (16 frames).
+    "tiny": _preset(
+        FeatureConfig(sample_rate=8000, kind="logmel", frame_seconds=0.025,
+                      hop_seconds=0.010, n_mels=16),
+        WindowConfig(window_seconds=0.16, hop_seconds=0.08),
+        TrainConfig(epochs=2, batch_size=64, beta_warmup_epochs=1),
+        conv_filters=4, conv_kernel=(3, 3), bilstm_units=8, lstm_units=8,
+        latent_dim=4, decoder_units=8, decoder_filters=2, silence_units=4,
+    ),
+}
+
+
+def get_preset(name: str) -> PipelineConfig:
+    """Returns the named preset.
+
+    Args:
+        name: str. One of `PRESETS`: "seed-v4", "default" or "tiny".
+
+    Returns:
+        The preset's frozen `PipelineConfig`.
+
+    Raises:
+        ParameterError: `name` is not a preset.
+    """
+    if name not in PRESETS:
+        raise ParameterError(
+            f"Invalid value for `preset`: expected one of {sorted(PRESETS)}, "
+            f"received {name!r}.")
+    return PRESETS[name]

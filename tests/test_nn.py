@@ -1,0 +1,268 @@
+"""Tests of discovery.nn: layers, sub-models, the VAE, its callback and presets."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from discovery.config import ModelConfig, PipelineConfig
+from discovery.errors import ModelError, ParameterError
+from discovery.nn import (
+    PRESETS,
+    VAE,
+    BetaWarmup,
+    Sampling,
+    build_decoder,
+    build_encoder,
+    build_silence_head,
+    build_vae,
+    get_preset,
+)
+
+TINY = get_preset("tiny").model
+FRAMES, FEATURES, LATENT = TINY.input_frames, TINY.input_features, TINY.latent_dim
+
+
+def tiny_vae(**changes) -> VAE:
+    keras.utils.set_random_seed(0)
+    model = build_vae(TINY.replace(**changes.pop("model", {})), **changes)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=1e-2))
+    return model
+
+
+def tone_and_silence(n, seed):
+    """`n` windows (n, T, F, 1): half bright stripes at random bands, half zeros.
+
+    Returns the windows and their silence targets (1 = silence), float32.
+    """
+    rng = np.random.default_rng(seed)
+    windows = np.zeros((n, FRAMES, FEATURES, 1), "float32")
+    targets = np.ones(n, "float32")
+    for index in range(0, n, 2):
+        bands = rng.choice(FEATURES, size=2, replace=False)
+        # A harmonic-like stripe with a sinusoidal level over time.
+        level = 0.6 + 0.3 * np.sin(np.linspace(0, 2 * np.pi, FRAMES) + rng.uniform(0, 6))
+        windows[index, :, bands, 0] = level
+        targets[index] = 0.0
+    windows += rng.uniform(0.0, 0.05, windows.shape).astype("float32")
+    return windows, targets
+
+
+@pytest.fixture
+def batch():
+    return tone_and_silence(16, seed=1)
+
+
+def test_encoder_outputs_have_latent_shapes():
+    encoder = build_encoder(input_frames=FRAMES, input_features=FEATURES,
+                            conv_filters=4, conv_kernel=(3, 3), bilstm_units=8,
+                            lstm_units=8, latent_dim=LATENT, seed=0)
+    outputs = encoder(np.zeros((3, FRAMES, FEATURES, 1), "float32"))
+    assert [tuple(output.shape) for output in outputs] == [(3, LATENT)] * 3
+    assert encoder.get_layer("frames").output.shape == (None, FRAMES, 4)
+
+
+@pytest.mark.parametrize("features, kernel", [(16, (3, 3)), (15, (4, 4)), (7, (8, 8))])
+def test_decoder_output_shape_is_exact_for_any_feature_count(features, kernel):
+    decoder = build_decoder(input_frames=FRAMES, input_features=features,
+                            latent_dim=LATENT, decoder_units=8, decoder_filters=2,
+                            conv_kernel=kernel)
+    reconstruction = keras.ops.convert_to_numpy(decoder(np.ones((2, LATENT), "float32")))
+    assert reconstruction.shape == (2, FRAMES, features, 1)
+    assert reconstruction.min() >= 0.0 and reconstruction.max() <= 1.0
+
+
+def test_silence_head_outputs_probabilities():
+    head = build_silence_head(latent_dim=LATENT, silence_units=4)
+    assert head.output.shape == (None, 1)
+    assert head.get_layer("silence").activation is keras.activations.sigmoid
+
+
+def test_seed_v4_encoder_has_641024_parameters():
+    model = get_preset("seed-v4").model
+    encoder = build_encoder(
+        input_frames=model.input_frames, input_features=model.input_features,
+        conv_filters=model.conv_filters, conv_kernel=model.conv_kernel,
+        bilstm_units=model.bilstm_units, lstm_units=model.lstm_units,
+        latent_dim=model.latent_dim, seed=model.seed)
+    assert encoder.input.shape == (None, 128, 256, 1)
+    assert encoder.count_params() == 641_024
+
+
+def test_sampling_is_seeded_and_returns_the_mean_at_inference():
+    z_mean = np.full((4, 3), 2.0, "float32")
+    z_log_var = np.zeros((4, 3), "float32")
+    first = Sampling(seed=7)((z_mean, z_log_var), training=True)
+    second = Sampling(seed=7)((z_mean, z_log_var), training=True)
+    np.testing.assert_array_equal(first, second)
+    assert not np.allclose(first, z_mean)
+    np.testing.assert_array_equal(Sampling(seed=7)((z_mean, z_log_var)), z_mean)
+
+
+def test_sampling_config_round_trip():
+    layer = Sampling(seed=3, name="sampling")
+    restored = keras.saving.deserialize_keras_object(
+        keras.saving.serialize_keras_object(layer))
+    assert isinstance(restored, Sampling)
+    assert restored.get_config() == layer.get_config()
+
+
+def test_encoder_and_decoder_config_round_trip():
+    vae = tiny_vae()
+    for model in (vae.encoder, vae.decoder, vae.silence_head):
+        restored = keras.Model.from_config(model.get_config())
+        # Compared as JSON: the restored config holds lists where the original has
+        # tuples, and JSON is how a .keras file stores it.
+        assert json.dumps(restored.get_config()) == json.dumps(model.get_config())
+        assert restored.count_params() == model.count_params()
+
+
+def test_vae_config_round_trip_gives_identical_outputs(batch):
+    vae = tiny_vae(beta=0.5, silence_weight=2.0)
+    restored = VAE.from_config(vae.get_config())
+    assert restored.get_config() == vae.get_config()
+    assert float(restored.beta.numpy()) == 0.5 and restored.silence_weight == 2.0
+    restored.set_weights(vae.get_weights())
+    np.testing.assert_array_equal(restored(batch[0])["z_mean"], vae(batch[0])["z_mean"])
+
+
+def test_vae_call_returns_every_output_with_its_shape(batch):
+    outputs = tiny_vae()(batch[0][:5])
+    shapes = {name: tuple(value.shape) for name, value in outputs.items()}
+    assert shapes == {"reconstruction": (5, FRAMES, FEATURES, 1), "z_mean": (5, LATENT),
+                      "z_log_var": (5, LATENT), "silence": (5,)}
+
+
+def test_vae_accepts_windows_without_channel_axis(batch):
+    vae = tiny_vae()
+    np.testing.assert_allclose(vae(batch[0][..., 0])["z_mean"], vae(batch[0])["z_mean"])
+
+
+def test_save_and_load_give_identical_outputs(tmp_path, batch):
+    windows, targets = batch
+    vae = tiny_vae(beta=0.1)
+    vae.fit(windows, targets, batch_size=8, epochs=1, verbose=0)
+    path = tmp_path / "model.keras"
+    vae.save(path)
+    loaded = keras.saving.load_model(path)
+    assert isinstance(loaded, VAE)
+    expected, actual = vae(windows), loaded(windows)
+    for name in ("z_mean", "reconstruction", "silence"):
+        np.testing.assert_array_equal(actual[name], expected[name])
+    np.testing.assert_array_equal(loaded.embed(windows)[0], vae.embed(windows)[0])
+    assert float(loaded.beta.numpy()) == pytest.approx(0.1)
+
+
+def test_fit_lowers_the_loss_on_a_fixed_batch(batch):
+    windows, targets = batch
+    vae = tiny_vae()
+    before = vae.evaluate(windows, targets, verbose=0, return_dict=True)["loss"]
+    vae.fit(windows, targets, batch_size=16, epochs=8, verbose=0)
+    after = vae.evaluate(windows, targets, verbose=0, return_dict=True)["loss"]
+    assert after < 0.9 * before
+
+
+def test_fit_logs_every_term_and_its_validation_variant(batch):
+    windows, targets = batch
+    history = tiny_vae().fit(windows, targets, batch_size=8, epochs=1, verbose=0,
+                             validation_data=(windows, targets))
+    terms = ["loss", "reconstruction_loss", "kl_loss", "silence_loss",
+             "silence_accuracy"]
+    assert set(history.history) == set(terms) | {f"val_{term}" for term in terms}
+
+
+@pytest.mark.parametrize("beta, silence_weight", [(0.0, 1.0), (1.0, 2.0)])
+def test_loss_is_reconstruction_plus_weighted_terms(batch, beta, silence_weight):
+    vae = tiny_vae(beta=beta, silence_weight=silence_weight)
+    logs = vae.evaluate(*batch, verbose=0, return_dict=True)
+    assert logs["kl_loss"] > 0.0  # beta = 0 leaves it out of the loss, not the logs
+    expected = (logs["reconstruction_loss"] + beta * logs["kl_loss"]
+                + silence_weight * logs["silence_loss"])
+    assert logs["loss"] == pytest.approx(expected, rel=1e-6)
+
+
+def test_sample_weights_give_a_weighted_mean(batch):
+    windows, targets = batch
+    vae = tiny_vae()
+    plain = vae.evaluate(windows, targets, verbose=0, return_dict=True)
+    ones = vae.evaluate(windows, targets, sample_weight=np.ones(16, "float32"),
+                        verbose=0, return_dict=True)
+    weights = np.r_[np.ones(8), np.zeros(8)].astype("float32")
+    half = vae.evaluate(windows, targets, sample_weight=weights, verbose=0,
+                        return_dict=True)
+    first_half = vae.evaluate(windows[:8], targets[:8], verbose=0, return_dict=True)
+    for name in plain:
+        assert ones[name] == pytest.approx(plain[name], rel=1e-5)
+        assert half[name] == pytest.approx(first_half[name], rel=1e-5)
+
+
+def test_windows_alone_train_without_the_silence_term(batch):
+    vae = tiny_vae()
+    logs = vae.fit(batch[0], batch_size=8, epochs=1, verbose=0).history
+    assert logs["silence_loss"] == [0.0]
+
+
+def test_beta_warmup_raises_beta_linearly_per_epoch(batch):
+    vae = tiny_vae()
+    seen = []
+    record = keras.callbacks.LambdaCallback(
+        on_epoch_begin=lambda epoch, logs: seen.append(float(vae.beta.numpy())))
+    history = vae.fit(*batch, batch_size=16, epochs=4, verbose=0,
+                      callbacks=[BetaWarmup(beta=0.5, warmup_epochs=2), record])
+    assert seen == [0.0, 0.25, 0.5, 0.5]
+    assert history.history["beta"] == seen
+
+
+def test_beta_warmup_rejects_invalid_values():
+    with pytest.raises(ParameterError, match="beta"):
+        BetaWarmup(beta=-1.0)
+    with pytest.raises(ParameterError, match="warmup_epochs"):
+        BetaWarmup(beta=1.0, warmup_epochs=1.5)
+
+
+def test_silence_head_learns_tone_versus_silence():
+    train_windows, train_targets = tone_and_silence(128, seed=2)
+    test_windows, test_targets = tone_and_silence(64, seed=3)
+    # The summed reconstruction error dwarfs a cross-entropy of weight 1 in a short
+    # fit of a tiny model, whose codes barely differ yet; weight 10 makes it quick.
+    vae = tiny_vae(silence_weight=10.0)
+    vae.fit(train_windows, train_targets, batch_size=16, epochs=15, verbose=0)
+    z_mean, silence = vae.embed(test_windows)
+    assert z_mean.shape == (64, LATENT) and silence.shape == (64,)
+    assert np.mean((silence > 0.5) == (test_targets == 1.0)) > 0.9
+
+
+def test_embed_rejects_windows_of_another_shape():
+    with pytest.raises(ModelError, match=f"expected shape \\(n, {FRAMES}, {FEATURES}\\)"):
+        tiny_vae().embed(np.zeros((2, FRAMES, FEATURES + 1), "float32"))
+
+
+def test_embed_of_no_windows_is_empty():
+    z_mean, silence = tiny_vae().embed(np.zeros((0, FRAMES, FEATURES), "float32"))
+    assert z_mean.shape == (0, LATENT) and silence.shape == (0,)
+
+
+def test_build_vae_reads_a_pipeline_config():
+    config = get_preset("tiny")
+    vae = build_vae(config)
+    assert float(vae.beta.numpy()) == pytest.approx(config.training.beta)
+    assert vae.silence_weight == config.training.silence_weight
+    assert vae.encoder.input.shape == (None, FRAMES, FEATURES, 1)
+    with pytest.raises(ParameterError, match="config"):
+        build_vae({"latent_dim": 4})
+
+
+@pytest.mark.parametrize("name, shape", [("seed-v4", (128, 256)), ("default", (32, 64)),
+                                         ("tiny", (16, 16))])
+def test_presets_are_valid_pipelines(name, shape):
+    config = get_preset(name)
+    assert isinstance(config, PipelineConfig) and isinstance(config.model, ModelConfig)
+    assert (config.model.input_frames, config.model.input_features) == shape
+    assert PipelineConfig.from_json(config.to_json()) == config
+    assert set(PRESETS) == {"seed-v4", "default", "tiny"}
+
+
+def test_unknown_preset_raises_listing_the_names():
+    with pytest.raises(ParameterError, match=r"`preset`.*'seed-v4'.*'tiny'.*'nope'"):
+        get_preset("nope")
