@@ -7,7 +7,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "discovery"
 
 # Each module, in the order data flows; a module may import only those before it.
 ORDER = ["errors", "config", "annotations", "audio", "features", "windowing", "silence",
-         "recording", "files", "dataset", "nn", "training", "embed", "dtw", "evaluate",
+         "recording", "files", "dataset", "nn", "bundle", "callbacks", "training", "embed", "dtw", "evaluate",
          "clustering", "report", "plots", "cli"]
 
 

@@ -1,0 +1,112 @@
+"""Keras callbacks that put more than scalars into TensorBoard.
+
+- `ReconstructionImages`: a few fixed windows beside their reconstructions, each epoch.
+- `SilenceConfusion`: the silence detector's confusion matrix (as an image and a text
+  table) and balanced accuracy on held-out windows, each epoch.
+- `write_projector`: embeddings of sample windows with their metadata, for the
+  TensorBoard projector.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+
+def _image(values: np.ndarray) -> np.ndarray:
+    """(T, F) in [0, 1] -> (F, T, 1) image, low frequencies at the bottom."""
+    return np.clip(values.T[::-1, :, None], 0.0, 1.0)
+
+
+class ReconstructionImages(keras.callbacks.Callback):
+    """Writes input | reconstruction images of fixed windows at the end of each epoch.
+
+    Args:
+        windows: (n, T, F) float32 windows to show (a handful).
+        log_dir: the TensorBoard log folder; images go to `log_dir/images`.
+    """
+
+    def __init__(self, windows: np.ndarray, log_dir):
+        super().__init__()
+        self.windows = np.asarray(windows, dtype=np.float32)
+        self.writer = tf.summary.create_file_writer(str(Path(log_dir) / "images"))
+
+    def on_epoch_end(self, epoch, logs=None):
+        outputs = self.model(self.windows[..., None], training=False)
+        reconstruction = keras.ops.convert_to_numpy(outputs["reconstruction"])[..., 0]
+        gap = np.ones((self.windows.shape[2], 2, 1), dtype=np.float32)
+        pairs = np.stack([np.concatenate([_image(x), gap, _image(y)], axis=1)
+                          for x, y in zip(self.windows, reconstruction)])
+        with self.writer.as_default():
+            tf.summary.image("input | reconstruction", pairs, step=epoch,
+                             max_outputs=len(pairs))
+        self.writer.flush()
+
+
+class SilenceConfusion(keras.callbacks.Callback):
+    """Writes the silence detector's confusion matrix on held-out windows each epoch.
+
+    Args:
+        windows: (n, T, F) windows; silence: (n,) targets (1 = silence).
+        log_dir: the TensorBoard log folder; results go to `log_dir/silence`.
+    """
+
+    def __init__(self, windows: np.ndarray, silence: np.ndarray, log_dir):
+        super().__init__()
+        self.windows = np.asarray(windows, dtype=np.float32)
+        self.silence = np.asarray(silence).astype(bool)
+        self.writer = tf.summary.create_file_writer(str(Path(log_dir) / "silence"))
+        self.balanced_accuracy = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        outputs = self.model.predict(self.windows[..., None], batch_size=256, verbose=0)
+        guess = np.asarray(outputs["silence"]).reshape(-1) >= 0.5
+        matrix = np.array([[np.sum(~self.silence & ~guess), np.sum(~self.silence & guess)],
+                           [np.sum(self.silence & ~guess), np.sum(self.silence & guess)]])
+        recall = matrix.diagonal() / np.maximum(matrix.sum(axis=1), 1)
+        self.balanced_accuracy = float(recall.mean())
+        if logs is not None:
+            logs["silence_balanced_accuracy"] = self.balanced_accuracy
+        normalised = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+        # Rows: true sound, true silence; columns: said sound, said silence.
+        image = np.kron(normalised, np.ones((32, 32)))[None, :, :, None]
+        table = ("| true \\ said | sound | silence |\n|---|---|---|\n"
+                 f"| sound | {matrix[0, 0]} | {matrix[0, 1]} |\n"
+                 f"| silence | {matrix[1, 0]} | {matrix[1, 1]} |")
+        with self.writer.as_default():
+            tf.summary.scalar("balanced_accuracy", self.balanced_accuracy, step=epoch)
+            tf.summary.image("confusion (rows true sound/silence, columns said)",
+                             image.astype(np.float32), step=epoch)
+            tf.summary.text("confusion", table, step=epoch)
+        self.writer.flush()
+
+
+def write_projector(model, windows: np.ndarray, metadata: list, log_dir) -> Path:
+    """Save embeddings of `windows` and a metadata table for TensorBoard's projector.
+
+    Args:
+        model: a trained `VAE`.
+        windows: (n, T, F) windows.
+        metadata: n rows of (file, start_s, silence target).
+        log_dir: the TensorBoard log folder; files go to `log_dir/projector`.
+    """
+    from tensorboard.plugins import projector
+
+    folder = Path(log_dir) / "projector"
+    folder.mkdir(parents=True, exist_ok=True)
+    z_mean, _ = model.embed(np.asarray(windows, dtype=np.float32))
+    with open(folder / "metadata.tsv", "w", encoding="utf-8") as handle:
+        handle.write("file\tstart_s\tsilence\n")
+        for name, start, silence in metadata:
+            handle.write(f"{name}\t{start:.3f}\t{int(silence)}\n")
+    checkpoint = tf.train.Checkpoint(embedding=tf.Variable(z_mean))
+    checkpoint.save(str(folder / "embedding.ckpt"))
+    config = projector.ProjectorConfig()
+    embedding = config.embeddings.add()
+    embedding.tensor_name = "embedding/.ATTRIBUTES/VARIABLE_VALUE"
+    embedding.metadata_path = "metadata.tsv"
+    projector.visualize_embeddings(str(folder), config)
+    return folder
