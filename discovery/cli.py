@@ -5,7 +5,7 @@ function of the package; errors a user can cause print one line and exit with co
 from __future__ import annotations
 
 import argparse
-import json
+import os
 import sys
 from pathlib import Path
 from typing import List, Optional, Sequence
@@ -96,6 +96,69 @@ def _run_features(args) -> int:
     return _report_failures(failures)
 
 
+def _run_train(args) -> int:
+    from discovery import training
+    from discovery.nn import get_preset
+
+    config = get_preset(args.preset)
+    config = config.replace(training=config.training.replace(**{
+        name: value for name, value in (("epochs", args.epochs),
+                                        ("batch_size", args.batch_size),
+                                        ("seed", args.seed))
+        if value is not None}))
+    result = training.train(args.inputs, args.out, config, progress=not args.quiet,
+                            command="discovery " + " ".join(sys.argv[1:]))
+    if not args.quiet:
+        print(f"wrote the model bundle to {result.bundle_dir} in {result.seconds:.0f} s; "
+              f"TensorBoard: tensorboard --logdir {Path(args.out) / 'logs'}",
+              file=sys.stderr)
+    return _report_failures(result.failures)
+
+
+def _run_info(args) -> int:
+    from discovery import bundle
+    from discovery.nn import build_vae, get_preset
+
+    if args.model is not None:
+        model = bundle.load_model(args.model)
+        config = model.pipeline_config
+    else:
+        config = get_preset(args.preset)
+        model = build_vae(config)
+    for part in (model.encoder, model.decoder, model.silence_head):
+        part.summary(print_fn=lambda line, *rest: print(line))
+    print(f"encoder parameters: {model.encoder.count_params():,}")
+    print(f"total parameters: {model.count_params():,}")
+    print(config.to_json())
+    return 0
+
+
+def _run_export(args) -> int:
+    from discovery import bundle
+    from discovery.errors import ParameterError
+    from discovery.files import atomic_path
+
+    model = bundle.load_model(args.model)
+    out = Path(args.out)
+    if args.format == "keras":
+        if out.suffix != ".keras":
+            raise ParameterError(f"Invalid value for `--out`: expected a path ending in "
+                                 f".keras, received {str(out)!r}.")
+        with atomic_path(out) as temporary:
+            keras_path = temporary.with_suffix(".keras")
+            model.save(keras_path)
+            keras_path.replace(temporary)
+    else:
+        if out.exists():
+            raise ParameterError(f"{out}: already exists; choose a new path for the "
+                                 "SavedModel.")
+        temporary = out.with_name(f".{out.name}.tmp")
+        bundle.export_savedmodel(model, temporary)
+        temporary.rename(out)
+    print(f"exported {args.model} to {out} ({args.format})", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="discovery",
                      description="Find recurring sound units in recordings, without labels.")
@@ -112,10 +175,44 @@ def build_parser() -> argparse.ArgumentParser:
     features.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_feature_options(features)
     features.set_defaults(run=_run_features)
+
+    train = commands.add_parser(
+        "train", help="train a model on recordings and write a model bundle",
+        description="Train the VAE on recordings (annotations beside them give silence "
+                    "targets) and write DIR/model.keras, config.json, MODEL_CARD.md, "
+                    "TensorBoard logs under DIR/logs. Run it again on the same DIR to "
+                    "resume an interrupted run.")
+    train.add_argument("inputs", nargs="+", metavar="INPUT")
+    train.add_argument("--out", required=True, type=Path, metavar="DIR")
+    train.add_argument("--preset", default="default",
+                       help="model and feature settings: default, seed-v4, tiny "
+                            "(default: %(default)s)")
+    train.add_argument("--epochs", type=int, metavar="N")
+    train.add_argument("--batch-size", type=int, metavar="N")
+    train.add_argument("--seed", type=int, metavar="N", help="makes the run deterministic")
+    train.add_argument("--quiet", action="store_true")
+    train.set_defaults(run=_run_train)
+
+    info = commands.add_parser("info", help="print a model's layers and settings")
+    source = info.add_mutually_exclusive_group()
+    source.add_argument("--model", type=Path, metavar="DIR", help="a model bundle")
+    source.add_argument("--preset", default="default", help="a preset (default: %(default)s)")
+    info.set_defaults(run=_run_info)
+
+    export = commands.add_parser(
+        "export", help="export a model bundle as a TensorFlow SavedModel or .keras file",
+        description="SavedModel: a serving signature embed(windows) -> {z_mean, silence}, "
+                    "loadable with tf.saved_model.load without discovery installed.")
+    export.add_argument("model", type=Path, metavar="MODEL_DIR")
+    export.add_argument("--out", required=True, type=Path, metavar="PATH")
+    export.add_argument("--format", choices=("savedmodel", "keras"), default="savedmodel")
+    export.set_defaults(run=_run_export)
     return parser
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    # TensorFlow's C++ start-up notes are noise to a user; Python errors still show.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
