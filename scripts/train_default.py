@@ -14,6 +14,8 @@ Training logs and checkpoints stay in `runs/train-default/`; only the bundle
 from __future__ import annotations
 
 import argparse
+import os
+import platform
 import shutil
 import sys
 from pathlib import Path
@@ -66,7 +68,11 @@ def main(argv=None) -> int:
     config = config.replace(training=config.training.replace(**changes))
     recordings = sorted((SHARED / "recordings").glob("rec_*.wav"))
     held_out = [p for p in recordings if p.stem == "rec_03"]
-    inputs = [SHARED / "fsdd"] + [p for p in recordings if p not in held_out]
+    # Relative to the repository's root, so the model card names them portably.
+    inputs = [Path("..", "shared", "data", "fsdd")] + [
+        Path("..", "shared", "data", "recordings", p.name)
+        for p in recordings if p not in held_out]
+    os.chdir(ROOT)
     command = "python scripts/train_default.py " + " ".join(argv or sys.argv[1:])
     result = training.train(inputs, args.work, config, command=command.strip())
 
@@ -80,6 +86,8 @@ def main(argv=None) -> int:
              "are FSDD files that were, in isolation, part of the training data).\n\n"
              "| recording | balanced accuracy |\n|---|---|\n")
     card += "".join(f"| {name} | {value:.4f} |\n" for name, value in scores.items())
+    card += (f"\nTrained on {platform.machine()} with {os.cpu_count()} CPU cores "
+             f"({platform.processor() or 'CPU'}), no GPU; Python {platform.python_version()}.\n")
     (args.work / bundle.CARD_FILE).write_text(card)
     args.out.mkdir(parents=True, exist_ok=True)
     for name in (bundle.MODEL_FILE, bundle.CONFIG_FILE, bundle.CARD_FILE):
