@@ -32,3 +32,10 @@ from discovery.errors import AudioError, DiscoveryError, ModelError, ParameterEr
 from discovery.features import Features, compute, extract, iter_features
 from discovery.recording import Recording, analyse
 from discovery.windowing import Windows, frame_windows, make_windows
+
+
+def load_model(directory):
+    """Load a model bundle's trained VAE (see `discovery.bundle.load_model`)."""
+    from discovery.bundle import load_model as _load
+
+    return _load(directory)

@@ -11,6 +11,7 @@ import dataclasses
 import os
 import sys
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Callable, Iterator, List, Sequence
 
@@ -38,10 +39,18 @@ def atomic_path(path) -> Iterator[Path]:
 
 
 def save_npz(path, arrays: dict) -> None:
-    """Write arrays to an `.npz` file atomically."""
+    """Write arrays to an `.npz` file atomically (readable with `numpy.load`).
+
+    Written member by member rather than with `np.savez`, whose own first parameter is
+    called `file` and so cannot take an array named "file".
+    """
     with atomic_path(path) as temporary:
-        with open(temporary, "wb") as handle:
-            np.savez(handle, **arrays)
+        with zipfile.ZipFile(temporary, "w", compression=zipfile.ZIP_STORED,
+                             allowZip64=True) as archive:
+            for name, value in arrays.items():
+                with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+                    np.lib.format.write_array(member, np.asanyarray(value),
+                                              allow_pickle=False)
 
 
 def write_text(path, text: str) -> None:
