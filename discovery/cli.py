@@ -8,7 +8,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import Optional, Sequence
 
 from discovery import __version__
 from discovery.errors import DiscoveryError
@@ -37,7 +37,7 @@ def _add_feature_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--window-hop-seconds", type=float, metavar="S")
 
 
-def _pipeline_config(args) -> "PipelineConfig":
+def _pipeline_config(args):
     from discovery.config import (FEATURE_PRESETS, ModelConfig, PipelineConfig,
                                   SilenceConfig, TrainConfig, WindowConfig, pipeline_for)
     from discovery.errors import ParameterError
@@ -159,6 +159,82 @@ def _run_export(args) -> int:
     return 0
 
 
+def _load_model(model_dir):
+    from discovery import bundle
+    from discovery.embed import default_model_dir
+
+    return bundle.load_model(model_dir if model_dir is not None else default_model_dir())
+
+
+def _run_embed(args) -> int:
+    from discovery import files
+    from discovery.embed import embed_recordings
+
+    model = _load_model(args.model)
+    embeddings, _, failures = embed_recordings(args.inputs, model,
+                                               progress=not args.quiet,
+                                               keep_features=False)
+    if len(embeddings.files):
+        out = Path(args.out) / "embeddings.npz"
+        files.save_npz(out, embeddings.to_arrays())
+        if not args.quiet:
+            print(f"wrote {len(embeddings)} windows of {len(embeddings.files)} "
+                  f"recording(s) to {out}", file=sys.stderr)
+    return _report_failures(failures)
+
+
+def _run_run(args) -> int:
+    from discovery.pipeline import RunConfig, run
+
+    config = RunConfig(method=args.method, n_clusters=args.clusters,
+                       min_cluster_size=args.min_cluster_size)
+    summary = run(args.inputs, args.out, model_dir=args.model, config=config,
+                  overwrite=args.overwrite, progress=not args.quiet,
+                  command="discovery " + " ".join(sys.argv[1:]))
+    if not args.quiet:
+        print(f"found {summary.n_units} units, {summary.n_occurrences} occurrences in "
+              f"{summary.n_recordings} recording(s) ({summary.n_windows} windows) in "
+              f"{summary.timings['total_s']:.1f} s; open {Path(args.out) / 'report.html'}",
+              file=sys.stderr)
+        if summary.scores:
+            print("scores against annotations: " + ", ".join(
+                f"{k} {summary.scores[k]:.3f}" for k in ("nmi", "v_measure", "purity",
+                                                           "coverage")), file=sys.stderr)
+    return _report_failures(summary.failures)
+
+
+def _run_pairs(args) -> int:
+    import json as json_module
+
+    from discovery import evaluate, files, plots
+    from discovery.embed import embed_recordings
+
+    model = _load_model(args.model)
+    _, recordings, failures = embed_recordings(args.inputs, model, progress=not args.quiet)
+    labels = evaluate.labels_from_names([r.recording.path for r in recordings],
+                                        args.label_regex)
+    if not args.quiet:
+        print(f"DTW on {args.pairs} duplicate and {args.pairs} non-duplicate pairs",
+              file=sys.stderr)
+    results, distances = evaluate.siamese_evaluation(
+        recordings, labels, n_pairs=args.pairs, prefix_frames=args.prefix_frames,
+        seed=args.seed)
+    out = Path(args.out)
+    files.write_text(out / "pairs.json", json_module.dumps(
+        {"n_files": len(recordings), "n_labels": int(len(set(labels))),
+         "label_regex": args.label_regex, "model": str(args.model or "models/default"),
+         "results": results}, indent=2))
+    with files.atomic_path(out / "pairs.png") as temporary:
+        temporary.write_bytes(plots.distance_histograms_png(distances))
+    if not args.quiet:
+        for name in results:
+            closed = results[name]["closed"]
+            print(f"{name:7s} ROC-AUC {closed['roc_auc']:.3f}  KL {closed['kl']:.3f}  "
+                  f"EER {closed['equal_error_rate']:.3f}", file=sys.stderr)
+        print(f"wrote {out / 'pairs.json'} and {out / 'pairs.png'}", file=sys.stderr)
+    return _report_failures(failures)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="discovery",
                      description="Find recurring sound units in recordings, without labels.")
@@ -207,12 +283,64 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", required=True, type=Path, metavar="PATH")
     export.add_argument("--format", choices=("savedmodel", "keras"), default="savedmodel")
     export.set_defaults(run=_run_export)
+
+    embed = commands.add_parser(
+        "embed", help="embed every window of the recordings with a model bundle",
+        description="Write DIR/embeddings.npz: one row per window with file, start_s, "
+                    "end_s, embedding (z_mean) and silence (probability).")
+    embed.add_argument("inputs", nargs="+", metavar="INPUT")
+    embed.add_argument("--out", required=True, type=Path, metavar="DIR")
+    embed.add_argument("--model", type=Path, metavar="DIR",
+                       help="a model bundle (default: the shipped models/default)")
+    embed.add_argument("--quiet", action="store_true")
+    embed.set_defaults(run=_run_embed)
+
+    run = commands.add_parser(
+        "run", help="the main job: find the units in recordings and write a report",
+        description="Embed every window with a model bundle, cluster the embeddings into "
+                    "units, and write units.csv, embeddings.npz, report.html, Raven and "
+                    "Audacity tables per recording, run.json, and scores.json where an "
+                    "annotation (same name, .csv) sits beside a recording.")
+    run.add_argument("inputs", nargs="+", metavar="INPUT")
+    run.add_argument("--out", required=True, type=Path, metavar="DIR")
+    run.add_argument("--model", type=Path, metavar="DIR",
+                     help="a model bundle (default: the shipped models/default)")
+    run.add_argument("--method", choices=("hdbscan", "kmeans"), default="hdbscan",
+                     help="density-based discovery (finds the number of units) or "
+                          "k-means (default: %(default)s)")
+    run.add_argument("--clusters", type=int, metavar="K",
+                     help="k for k-means (default: chosen by silhouette)")
+    run.add_argument("--min-cluster-size", type=int, metavar="N",
+                     help="HDBSCAN's smallest unit, in windows")
+    run.add_argument("--overwrite", action="store_true",
+                     help="replace an existing output folder")
+    run.add_argument("--quiet", action="store_true")
+    run.set_defaults(run=_run_run)
+
+    pairs = commands.add_parser(
+        "pairs", help="Siamese-pair DTW evaluation of features and embeddings",
+        description="Label files by name, draw balanced duplicate and non-duplicate "
+                    "pairs, and compare DTW distance distributions on raw features and "
+                    "on windowed embeddings. Writes pairs.json and pairs.png.")
+    pairs.add_argument("inputs", nargs="+", metavar="INPUT")
+    pairs.add_argument("--label-regex", required=True, metavar="REGEX",
+                       help="label from the file name: the first group, e.g. '^(\\d)_'")
+    pairs.add_argument("--out", required=True, type=Path, metavar="DIR")
+    pairs.add_argument("--model", type=Path, metavar="DIR")
+    pairs.add_argument("--pairs", type=int, default=1000, metavar="N",
+                       help="pairs of each kind (default: %(default)s)")
+    pairs.add_argument("--prefix-frames", type=int, metavar="K",
+                       help="also score the first K frames with an open end")
+    pairs.add_argument("--seed", type=int, default=0)
+    pairs.add_argument("--quiet", action="store_true")
+    pairs.set_defaults(run=_run_pairs)
     return parser
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    # TensorFlow's C++ start-up notes are noise to a user; Python errors still show.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # TensorFlow's C++ log lines are noise to a user (set TF_CPP_MIN_LOG_LEVEL to see
+    # them); real failures still raise Python errors.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

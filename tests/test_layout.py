@@ -8,7 +8,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "discovery"
 # Each module, in the order data flows; a module may import only those before it.
 ORDER = ["errors", "config", "annotations", "audio", "features", "windowing", "silence",
          "recording", "files", "dataset", "nn", "bundle", "callbacks", "training", "embed", "dtw", "evaluate",
-         "clustering", "report", "plots", "cli"]
+         "clustering", "plots", "results", "report", "pipeline", "cli"]
 
 
 def _stage(module: str) -> str:

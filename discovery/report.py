@@ -1,0 +1,695 @@
+"""A run's `DiscoveryResult` (see `results.py`) -> one HTML report.
+
+`write_html_report` writes one self-contained, offline HTML file: inline CSS, figures
+as base64 PNG and audio snippets as base64 WAV data URIs, no script and no external
+address, so it can be mailed or archived as it is. Sections, in order: summary,
+2-D map of the windows (t-SNE) with its density, unit table, per-unit galleries with
+playable snippets, timelines over each recording's features, silence per recording,
+scores against annotations, settings and timings.
+
+Limits that keep the file small (a few MB for the sample data): galleries show at
+most `max_examples` occurrences of at most `max_gallery_units` units; snippets last at
+most `max_snippet_s` seconds at no more than 16 kHz; timelines are drawn for the first
+`max_timelines` recordings and their first `timeline_seconds` seconds; the map uses
+at most `max_map_points` windows. The page says so wherever one of these cuts.
+
+Every writer writes to a temporary file and renames it (`discovery.files`), so an
+interrupted run never leaves a half-written output under its final name.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import html
+import io
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import List, Optional, Tuple
+
+import numpy as np
+import soundfile
+import soxr
+
+from discovery import __version__, plots
+from discovery.errors import ParameterError
+from discovery.files import write_text
+from discovery.results import DiscoveryResult, RecordingInfo, occurrence_rows, validated
+
+# A window counts as silent when its P(silence) reaches this, unless told otherwise.
+DEFAULT_SILENCE_THRESHOLD = 0.5
+# Audio snippets are resampled down to this rate when the file's rate is higher.
+SNIPPET_MAX_RATE = 16000
+# Peak level of normalised snippets (-1 dBFS), so quiet recordings are audible.
+SNIPPET_PEAK = 0.89
+# Horizontal scale of gallery images, in pixels per second.
+GALLERY_PX_PER_S = 200
+# Seconds per row of a timeline: long enough for context, short enough to read units.
+TIMELINE_ROW_SECONDS = 20.0
+# Fade in and out, in seconds, so cut snippets do not click.
+SNIPPET_FADE_S = 0.005
+
+
+# ---------------------------------------------------------------------------------
+# HTML report
+# ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Limits:
+    """How much the report shows; see `write_html_report`."""
+
+    max_examples: int
+    snippet_padding_s: float
+    max_snippet_s: float
+    max_gallery_units: int
+    max_timelines: int
+    timeline_seconds: float
+    max_map_points: int
+    seed: int
+    silence_threshold: float
+
+
+def _escape(value) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _png_uri(figure, **kwargs) -> str:
+    data = plots.figure_to_png_bytes(figure, **kwargs)
+    return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+
+
+def _format_duration(seconds: float) -> str:
+    """`5.2 s`, `3 min 20 s` or `2 h 05 min`: short and unambiguous."""
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    if seconds < 3600:
+        return f"{int(seconds // 60)} min {int(round(seconds % 60)):02d} s"
+    return f"{int(seconds // 3600)} h {int(round(seconds % 3600 / 60)):02d} min"
+
+
+def _percent(fraction: float) -> str:
+    return "–" if not math.isfinite(fraction) else f"{100 * fraction:.1f} %"
+
+
+def _name(recording: RecordingInfo) -> str:
+    """Short display name of a recording: its file name."""
+    return Path(recording.path).name or recording.path
+
+
+def _swatch(unit: int, colors: list) -> str:
+    color = plots.NOISE_COLOR if unit < 0 else colors[unit]
+    return f'<span class="swatch" style="background:{color}"></span>'
+
+
+def _bar(fraction: float, color: str) -> str:
+    """A horizontal bar, `fraction` of the full width: a sparkline for a table cell."""
+    width = 100 * float(np.clip(np.nan_to_num(fraction), 0, 1))
+    return (f'<span class="track"><span class="fill" style="width:{width:.1f}%;'
+            f'background:{color}"></span></span>')
+
+
+def _section(anchor: str, heading: str, body: str) -> str:
+    return (f'<section id="{anchor}"><h2>{_escape(heading)}</h2>\n{body}\n</section>\n')
+
+
+def _table(header: List[str], rows: List[List[str]], *, classes: str = "") -> str:
+    """An HTML table; `header` is escaped here, cells must already be HTML."""
+    head = "".join(f"<th>{_escape(h)}</th>" for h in header)
+    body = "\n".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>"
+                     for row in rows)
+    return (f'<table class="{classes}"><thead><tr>{head}</tr></thead>'
+            f'<tbody>\n{body}\n</tbody></table>')
+
+
+# -- summary ----------------------------------------------------------------------
+
+def _covered_seconds(files: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> float:
+    """Length of the union of intervals, per file, summed: overlaps count once.
+
+    Occurrences of neighbouring units overlap where their windows do, so a plain sum
+    of lengths can exceed the recording.
+    """
+    total = 0.0
+    for file in np.unique(files):
+        mine = files == file
+        order = np.argsort(starts[mine])
+        reach = -np.inf
+        for start, end in zip(starts[mine][order], ends[mine][order]):
+            total += max(0.0, end - max(start, reach))
+            reach = max(reach, end)
+    return total
+
+
+def _summary(result: DiscoveryResult, limits: _Limits) -> str:
+    silent = result.silence >= limits.silence_threshold
+    noise = (result.unit < 0) & ~silent
+    units_found = len(np.unique(np.concatenate([result.unit[result.unit >= 0],
+                                                result.occurrences["unit"]])))
+    unit_time = _covered_seconds(result.occurrences["file"], result.occurrences["start_s"],
+                                 result.occurrences["end_s"])
+    total = float(sum(r.duration_s for r in result.recordings))
+    n = max(len(silent), 1)
+    tiles = [
+        ("recordings", f"{len(result.recordings):,}"),
+        ("total duration", _format_duration(total)),
+        ("windows", f"{len(silent):,}"),
+        ("units found", f"{units_found:,}"),
+        ("unit occurrences", f"{len(result.occurrences['unit']):,}"),
+        ("silent windows", _percent(silent.sum() / n) if len(silent) else "–"),
+        ("noise windows (no unit)", _percent(noise.sum() / n) if len(silent) else "–"),
+        ("time inside units", _percent(unit_time / total) if total > 0 else "–"),
+    ]
+    body = '<div class="tiles">' + "".join(
+        f'<div class="tile"><div class="value">{_escape(v)}</div>'
+        f'<div class="label">{_escape(k)}</div></div>' for k, v in tiles) + "</div>"
+    if units_found == 0:
+        body += ('<p class="note">No units were found: every window was classed as '
+                 'silence or noise. Try a lower minimum cluster size, a different '
+                 'clustering method or a model trained on recordings like these.</p>')
+    note = (f"A window is silent when its P(silence) is at least {limits.silence_threshold:g}; "
+            "noise "
+            "windows are not silent but belong to no unit. Time inside units is the share of "
+            "the total duration covered by at least one unit occurrence.")
+    return _section("summary", "Summary", body + f'<p class="caption">{_escape(note)}</p>')
+
+
+# -- map --------------------------------------------------------------------------
+
+def _map_coordinates(result: DiscoveryResult, limits: _Limits):
+    """2-D map of a seeded subsample of the non-silent windows.
+
+    Returns:
+        (index of the mapped windows, (k, 2) coordinates, description of the method),
+        or None when fewer than 5 windows are not silent.
+    """
+    from sklearn.decomposition import PCA  # imported here: only the report needs them
+    from sklearn.manifold import TSNE
+
+    candidates = np.flatnonzero(result.silence < limits.silence_threshold)
+    if len(candidates) < 5:
+        return None
+    generator = np.random.default_rng(limits.seed)
+    if len(candidates) > limits.max_map_points:
+        candidates = np.sort(generator.choice(candidates, limits.max_map_points,
+                                              replace=False))
+    values = np.nan_to_num(result.embedding[candidates])
+    steps = []
+    if values.shape[1] > 50:
+        # t-SNE on > 50 dimensions is slow and no better: PCA first (van der Maaten 2008).
+        n_components = min(50, len(values))
+        values = PCA(n_components, random_state=limits.seed).fit_transform(values)
+        steps.append(f"PCA from {result.embedding.shape[1]} to {n_components} dimensions, "
+                     "then ")
+    if values.shape[1] == 2:
+        return candidates, values, "the 2-D embedding itself (no projection needed)"
+    # sklearn requires perplexity < number of points; 30 is its usual default.
+    perplexity = float(min(30.0, max(2.0, (len(values) - 1) / 3)))
+    tsne = TSNE(2, perplexity=perplexity, init="pca" if values.shape[1] >= 2 else "random",
+                random_state=limits.seed, learning_rate="auto")
+    xy = tsne.fit_transform(values)
+    steps.append(f"t-SNE (scikit-learn, perplexity {perplexity:.0f}, seed {limits.seed})")
+    return candidates, xy, "".join(steps)
+
+
+def _map_section(result: DiscoveryResult, limits: _Limits) -> str:
+    mapped = _map_coordinates(result, limits)
+    if mapped is None:
+        return _section("map", "Map of the windows",
+                        '<p class="note">Fewer than 5 windows are not silent: no map.</p>')
+    index, xy, method = mapped
+    n_candidates = int(np.sum(result.silence < limits.silence_threshold))
+    with plots.style():
+        figure, (left, right) = plots.new_figure(12, 5.2, ncols=2)
+        plots.unit_map(xy, result.unit[index], ax=left)
+        left.set_title("windows coloured by unit")
+        plots.density_map(xy, ax=right)
+        right.set_title("density of the same map")
+        figure.tight_layout()
+        # Sharper than the default 100 dpi for a figure that is mostly white: cheap.
+        image = _png_uri(figure, dpi=140)
+    sample = (f"all {len(index):,}" if len(index) == n_candidates else
+              f"a random subsample (seed {limits.seed}) of {len(index):,} of the "
+              f"{n_candidates:,}")
+    caption = (f"Each point is one window: {sample} windows that are not silent. Method: "
+               f"{method} of the embeddings. Left: colour and number give the unit (as in "
+               f"every table and plot below); light grey are windows in no unit (noise). "
+               f"Right: where windows concentrate (smoothed 2-D histogram, darkest = densest). "
+               f"t-SNE keeps "
+               f"neighbours together but distorts distances between groups and their sizes.")
+    body = (f'<figure><img src="{image}" alt="map of the windows coloured by unit" '
+            f'class="wide"><figcaption>{_escape(caption)}</figcaption></figure>')
+    return _section("map", "Map of the windows", body)
+
+
+# -- unit table -------------------------------------------------------------------
+
+def _unit_table(result: DiscoveryResult, colors: list) -> str:
+    occurrences = result.occurrences
+    units, files, confidence = occurrences["unit"], occurrences["file"], occurrences["confidence"]
+    lengths = occurrences["end_s"] - occurrences["start_s"]
+    window_units = result.unit
+    totals = np.bincount(units, weights=lengths, minlength=result.n_units)
+    widest = max(float(totals.max()) if len(totals) else 0.0, 1e-12)
+    rows = []
+    for unit in range(result.n_units):
+        mine = units == unit
+        n_windows = int(np.sum(window_units == unit))
+        if not mine.any() and n_windows == 0:
+            continue
+        rows.append([
+            f'{_swatch(unit, colors)}<a href="#unit-{unit}">unit {unit}</a>',
+            f"{int(mine.sum()):,}",
+            f"{len(np.unique(files[mine])):,}",
+            f"{n_windows:,}",
+            f"{totals[unit]:.2f}",
+            f"{lengths[mine].mean():.3f}" if mine.any() else "–",
+            f"{confidence[mine].mean():.3f}" if mine.any() else "–",
+            _bar(totals[unit] / widest, colors[unit]),
+        ])
+    if not rows:
+        return _section("units", "Units", '<p class="note">No units were found.</p>')
+    table = _table(["unit", "occurrences", "recordings", "windows", "total duration (s)",
+                    "mean duration (s)", "mean confidence", ""], rows, classes="numbers")
+    caption = ("One row per unit. An occurrence is a run of consecutive windows of one "
+               "unit, merged; its confidence is the mean membership probability of its "
+               "windows. Bars: total duration, relative to the longest unit.")
+    return _section("units", "Units", table + f'<p class="caption">{_escape(caption)}</p>')
+
+
+# -- galleries --------------------------------------------------------------------
+
+def _feature_slice(recording: RecordingInfo, start_s: float, end_s: float) -> np.ndarray:
+    """The recording's feature frames that start within [start_s, end_s)."""
+    hop = recording.frame_hop_s
+    first = max(0, int(math.floor(start_s / hop)))
+    last = min(len(recording.features), max(first + 1, int(math.ceil(end_s / hop))))
+    return np.asarray(recording.features[first:last])
+
+
+def _audio_snippet(path: str, start_s: float, end_s: float, *, padding_s: float,
+                   max_seconds: float) -> Optional[bytes]:
+    """A short WAV (16-bit, mono, <= 16 kHz, peak-normalised) cut from the file.
+
+    Returns None when the file cannot be read: the report still shows the image.
+    """
+    try:
+        with soundfile.SoundFile(path) as handle:
+            rate = handle.samplerate
+            first = max(0, int((start_s - padding_s) * rate))
+            last = min(handle.frames, int((end_s + padding_s) * rate),
+                       first + int(max_seconds * rate))
+            if last <= first:
+                return None
+            handle.seek(first)
+            samples = handle.read(last - first, dtype="float32", always_2d=True)
+    except (soundfile.LibsndfileError, RuntimeError, OSError):
+        return None
+    mono = samples.mean(axis=1)
+    if rate > SNIPPET_MAX_RATE:
+        mono = soxr.resample(mono, rate, SNIPPET_MAX_RATE)
+        rate = SNIPPET_MAX_RATE
+    peak = float(np.max(np.abs(mono))) if len(mono) else 0.0
+    if peak > 0:
+        mono = mono * (SNIPPET_PEAK / peak)
+    fade = min(len(mono) // 2, int(SNIPPET_FADE_S * rate))
+    if fade > 0:
+        ramp = np.linspace(0.0, 1.0, fade, dtype=mono.dtype)
+        mono[:fade] *= ramp
+        mono[-fade:] *= ramp[::-1]
+    buffer = io.BytesIO()
+    soundfile.write(buffer, mono, rate, format="WAV", subtype="PCM_16")
+    return buffer.getvalue()
+
+
+def _example_image(features: np.ndarray, unit: int,
+                   duration_s: float) -> Optional[Tuple[str, int]]:
+    """A small spectrogram PNG and its width in pixels, proportional to duration."""
+    if features.size == 0:
+        return None
+    # One time scale for every card, so units can be compared by length at a glance.
+    width_px = int(np.clip(round(duration_s * GALLERY_PX_PER_S), 40, 2 * GALLERY_PX_PER_S))
+    figure, ax = plots.new_figure(width_px / 100, 0.9)
+    ax.set_position((0, 0, 1, 1))
+    plots.unit_gallery_example(features, ax=ax, unit=unit)
+    return _png_uri(figure), width_px
+
+
+def _gallery(result: DiscoveryResult, colors: list, limits: _Limits) -> str:
+    occurrences = result.occurrences
+    units, confidence = occurrences["unit"], occurrences["confidence"]
+    present = np.unique(units)
+    if not len(present):
+        return _section("galleries", "Unit galleries", '<p class="note">No units were found.</p>')
+    parts = []
+    for unit in present[:limits.max_gallery_units]:
+        mine = np.flatnonzero(units == unit)
+        # Highest confidence first; stable, so ties keep time order.
+        best = mine[np.argsort(-confidence[mine], kind="stable")][:limits.max_examples]
+        cards = [_card(result, int(i), limits) for i in best]
+        parts.append(
+            f'<div class="unit" id="unit-{unit}"><h3>{_swatch(unit, colors)}unit {unit} '
+            f'<span class="muted">{len(mine):,} occurrences, showing the {len(best)} most '
+            f'confident</span></h3><div class="cards">{"".join(cards)}</div></div>')
+    note = ""
+    if len(present) > limits.max_gallery_units:
+        note = (f'<p class="note">Galleries are shown for the first '
+                f'{limits.max_gallery_units} of {len(present)} units; every unit is in '
+                'the table above and in units.csv.</p>')
+    caption = (f"Each card: the features of one occurrence (low bins at the bottom; "
+               f"{GALLERY_PX_PER_S} pixels per second in every card, so widths compare "
+               f"durations; longer than 2 s: squeezed to 2 s) and its audio, "
+               f"read from the original file with {limits.snippet_padding_s:g} s of context "
+               f"either side, at most {limits.max_snippet_s:g} s, at most "
+               f"{SNIPPET_MAX_RATE // 1000} kHz, peak-normalised so quiet units are audible.")
+    return _section("galleries", "Unit galleries",
+                    f'<p class="caption">{_escape(caption)}</p>{note}' + "\n".join(parts))
+
+
+def _card(result: DiscoveryResult, i: int, limits: _Limits) -> str:
+    occurrences = result.occurrences
+    recording = result.recordings[int(occurrences["file"][i])]
+    start, end = float(occurrences["start_s"][i]), float(occurrences["end_s"][i])
+    unit = int(occurrences["unit"][i])
+    image = _example_image(_feature_slice(recording, start, end), unit, end - start)
+    wav = _audio_snippet(recording.path, start, end, padding_s=limits.snippet_padding_s,
+                         max_seconds=limits.max_snippet_s)
+    parts = []
+    width_px = 192
+    if image:
+        image_uri, image_width = image
+        width_px = max(width_px, image_width + 14)
+        parts.append(f'<img src="{image_uri}" width="{image_width}" height="90" '
+                     f'alt="features of unit {unit}">')
+    if wav:
+        uri = "data:audio/wav;base64," + base64.b64encode(wav).decode("ascii")
+        parts.append(f'<audio controls preload="metadata" src="{uri}"></audio>')
+    else:
+        parts.append('<div class="muted">audio unavailable</div>')
+    where = (f'<span class="name" title="{_escape(recording.path)}">'
+             f'{_escape(_name(recording))}</span>{start:.2f}–{end:.2f} s · conf. '
+             f'{float(occurrences["confidence"][i]):.2f}')
+    return (f'<div class="card" style="width:{width_px}px">{"".join(parts)}'
+            f'<div class="where">{where}</div></div>')
+
+
+# -- timelines --------------------------------------------------------------------
+
+def _timeline_image(result: DiscoveryResult, index: int, limits: _Limits) -> str:
+    recording = result.recordings[index]
+    rows = list(occurrence_rows(result, index))
+    annotation = recording.annotation
+    labels = None if annotation is None else (annotation.start_s, annotation.end_s,
+                                               annotation.labels)
+    with plots.style():
+        figure = plots.recording_overview(
+            np.asarray(recording.features), frame_hop_s=recording.frame_hop_s,
+            duration_s=recording.duration_s, start_s=np.array([r[1] for r in rows]),
+            end_s=np.array([r[2] for r in rows]), units=np.array([r[3] for r in rows], int),
+            labels=labels, max_seconds=limits.timeline_seconds,
+            row_seconds=TIMELINE_ROW_SECONDS)
+        return _png_uri(figure)
+
+
+def _timelines(result: DiscoveryResult, limits: _Limits) -> str:
+    count = min(len(result.recordings), limits.max_timelines)
+    parts = []
+    for index in range(count):
+        recording = result.recordings[index]
+        cut = recording.duration_s > limits.timeline_seconds
+        span = (f"first {limits.timeline_seconds:g} s of {_format_duration(recording.duration_s)}"
+                if cut else f"all {_format_duration(recording.duration_s)}")
+        parts.append(
+            f'<figure><figcaption class="title"><b title="{_escape(recording.path)}">'
+            f'{_escape(_name(recording))}</b> <span class="muted">({_escape(span)})</span>'
+            f'</figcaption><img src="{_timeline_image(result, index, limits)}" class="wide" '
+            f'alt="features and units of {_escape(_name(recording))}"></figure>')
+    notes = []
+    if len(result.recordings) > count:
+        notes.append(f"Timelines are drawn for the first {count} of "
+                     f"{len(result.recordings):,} recordings; units.csv and the Raven and "
+                     "Audacity tables cover all of them.")
+    caption = ("Top: the recording's features (normalised; low bins at the bottom). Below: "
+               "each unit occurrence as a bar in its unit's colour, with its number; "
+               "where an annotation exists, its labels in grey underneath. Rows hold "
+               f"{TIMELINE_ROW_SECONDS:g} s each; long recordings show their first "
+               f"{limits.timeline_seconds:g} s only.")
+    notes_html = "".join(f'<p class="note">{_escape(n)}</p>' for n in notes)
+    return _section("timelines", "Timelines",
+                    f'<p class="caption">{_escape(caption)}</p>{notes_html}' + "\n".join(parts))
+
+
+# -- silence, scores, footer ------------------------------------------------------
+
+def _recordings_table(result: DiscoveryResult, limits: _Limits, max_rows: int = 500) -> str:
+    files = result.window_file
+    silent = result.silence >= limits.silence_threshold
+    noise = (result.unit < 0) & ~silent
+    occurrence_files, occurrence_units = result.occurrences["file"], result.occurrences["unit"]
+    rows = []
+    for index, recording in enumerate(result.recordings[:max_rows]):
+        mine = files == index
+        n = int(mine.sum())
+        silent_fraction = silent[mine].mean() if n else float("nan")
+        rows.append([
+            f'<span title="{_escape(recording.path)}">{_escape(_name(recording))}</span>',
+            _escape(_format_duration(recording.duration_s)),
+            f"{n:,}",
+            _bar(silent_fraction, "#9aa3ad") + _percent(silent_fraction),
+            _percent(noise[mine].mean() if n else float("nan")),
+            f"{int(np.sum(occurrence_files == index)):,}",
+            f"{len(np.unique(occurrence_units[occurrence_files == index])):,}",
+            "yes" if recording.annotation is not None else "no",
+        ])
+    table = _table(["recording", "duration", "windows", "silent windows", "noise windows",
+                    "occurrences", "units", "annotated"], rows, classes="numbers")
+    note = ""
+    if len(result.recordings) > max_rows:
+        note = (f'<p class="note">The first {max_rows} of {len(result.recordings):,} '
+                'recordings are listed.</p>')
+    caption = (f"Silent: P(silence) >= {limits.silence_threshold:g}. Noise: not silent, but in no "
+               "unit. Hover a name for its full path.")
+    return _section("silence", "Silence and units per recording",
+                    table + note + f'<p class="caption">{_escape(caption)}</p>')
+
+
+# Scores in [0, 1], higher is better: display name and meaning.
+_SCORE_NAMES = {
+    "nmi": ("NMI", "normalised mutual information between units and labels, frame by frame"),
+    "v_measure": ("V-measure", "harmonic mean of homogeneity and completeness"),
+    "homogeneity": ("homogeneity", "1 when each unit holds one label only"),
+    "completeness": ("completeness", "1 when each label falls in one unit only"),
+    "purity": ("purity", "share of frames whose unit's majority label is their own"),
+    "coverage": ("coverage", "share of labelled (voiced) frames that got a unit"),
+    "silence_balanced_accuracy": ("silence balanced accuracy",
+                                  "mean of the recall of silence and of sound"),
+}
+# Counts that come with the scores.
+_COUNT_NAMES = {
+    "n_annotated_recordings": "annotated recordings",
+    "n_frames": "labelled frames scored",
+    "n_labels": "distinct labels",
+    "n_units": "units in labelled frames",
+}
+
+
+def _format_value(value) -> str:
+    """A score or count for a table cell (HTML-escaped)."""
+    if isinstance(value, (bool, np.bool_)):
+        return _escape(value)
+    if isinstance(value, (int, np.integer)):
+        return f"{int(value):,}"
+    if isinstance(value, (float, np.floating)):
+        return "–" if not math.isfinite(value) else f"{float(value):.3f}"
+    return _escape(value)
+
+
+def _scores(scores: dict) -> str:
+    rows = []
+    for key, value in scores.items():
+        if key in _COUNT_NAMES:
+            continue
+        name, meaning = _SCORE_NAMES.get(key, (key, ""))
+        rows.append([_escape(name), _format_value(value),
+                     f'<span class="muted">{_escape(meaning)}</span>'])
+    counts = ", ".join(f"{_escape(name)}: {_format_value(scores[key])}"
+                       for key, name in _COUNT_NAMES.items() if key in scores)
+    caption = ("Units against the annotations beside the recordings; each score runs from "
+               "0 to 1, higher is better; – where it is undefined (e.g. no silence to find).")
+    return _section("scores", "Scores against annotations",
+                    _table(["score", "value", "meaning"], rows, classes="scores")
+                    + (f"<p>{counts}.</p>" if counts else "")
+                    + f'<p class="caption">{_escape(caption)}</p>')
+
+
+def _flatten(values: dict, prefix: str = "") -> List[Tuple[str, object]]:
+    """Nested settings as (dotted.key, value) pairs."""
+    flat = []
+    for key, value in values.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.extend(_flatten(value, name + "."))
+        else:
+            flat.append((name, value))
+    return flat
+
+
+def _footer(result: DiscoveryResult) -> str:
+    parts = []
+    if result.timings:
+        # Stage names may carry the unit (`clustering_s`); a given total is not summed.
+        stages = {str(k).removesuffix("_s"): float(v) for k, v in result.timings.items()}
+        total = stages.pop("total", sum(stages.values()))
+        rows = [[_escape(k), f"{v:.2f} s"] for k, v in stages.items()]
+        rows.append(["<b>total</b>", f"<b>{total:.2f} s</b>"])
+        parts.append("<h3>Timings</h3>" + _table(["stage", "time"], rows, classes="compact"))
+    if result.settings:
+        rows = [[f"<code>{_escape(k)}</code>", f"<code>{_escape(v)}</code>"]
+                for k, v in _flatten(result.settings)]
+        parts.append("<h3>Settings and versions</h3>"
+                     + _table(["setting", "value"], rows, classes="compact"))
+    stamp = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
+    parts.append(f'<p class="muted">Written {_escape(stamp)} by discovery {_escape(__version__)}.'
+                 '</p>')
+    return f'<footer id="settings">{"".join(parts)}</footer>'
+
+
+_CSS = """
+:root { --ink: #1d232a; --muted: #67707a; --line: #e3e6ea; --panel: #f6f7f9; --accent: #2c5d8f; }
+* { box-sizing: border-box; }
+body { margin: 0; font: 15px/1.5 -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial,
+       "Noto Sans", "DejaVu Sans", sans-serif; color: var(--ink); background: #fff; }
+main, header .inner, footer { max-width: 1280px; margin: 0 auto; padding: 0 24px; }
+header { background: var(--panel); border-bottom: 1px solid var(--line); padding: 18px 0 10px; }
+h1 { font-size: 26px; margin: 0 0 2px; }
+h2 { font-size: 20px; margin: 34px 0 10px; padding-bottom: 4px;
+     border-bottom: 1px solid var(--line); }
+h3 { font-size: 16px; margin: 20px 0 8px; }
+nav a { margin-right: 16px; color: var(--accent); text-decoration: none; font-size: 14px; }
+nav a:hover { text-decoration: underline; }
+a { color: var(--accent); }
+.muted { color: var(--muted); font-weight: normal; font-size: 13px; }
+.caption, figcaption { color: var(--muted); font-size: 13px; max-width: 980px; }
+figcaption.title { color: var(--ink); font-size: 14px; margin-bottom: 2px; }
+figure { margin: 10px 0 18px; }
+img.wide { width: 100%; height: auto; display: block; }
+.note { background: #fff7e0; border-left: 4px solid #e0a800; padding: 6px 10px; font-size: 14px; }
+.tiles { display: grid; grid-template-columns: repeat(auto-fill, minmax(130px, 1fr)); gap: 10px; }
+.tile { background: var(--panel); border: 1px solid var(--line); border-radius: 8px;
+        padding: 10px 12px; }
+.tile .value { font-size: 22px; font-weight: 600; font-variant-numeric: tabular-nums; }
+.tile .label { color: var(--muted); font-size: 13px; }
+table { border-collapse: collapse; font-size: 14px; margin: 6px 0; }
+th, td { padding: 5px 12px; border-bottom: 1px solid var(--line); text-align: left;
+         vertical-align: middle; }
+th { background: var(--panel); font-weight: 600; }
+table.numbers td:not(:first-child), table.numbers th:not(:first-child) { text-align: right;
+       font-variant-numeric: tabular-nums; }
+table.numbers td { position: relative; }
+table.compact { font-size: 12px; } table.compact td, table.compact th { padding: 2px 10px; }
+.track { display: inline-block; width: 90px; height: 10px; margin-right: 8px; background: #eef0f3;
+         border-radius: 2px; vertical-align: middle; text-align: left; }
+.track .fill { display: block; height: 100%; border-radius: 2px; }
+.swatch { display: inline-block; width: 13px; height: 13px; border-radius: 3px; margin-right: 7px;
+          vertical-align: -1px; border: 1px solid rgba(0,0,0,0.15); }
+.cards { display: flex; flex-wrap: wrap; gap: 10px; align-items: flex-start; }
+.card { border: 1px solid var(--line); border-radius: 6px; padding: 6px; background: #fff;
+        min-width: 192px; }
+.card img { display: block; height: 90px; margin: 0 auto 4px; }
+.card audio { width: 100%; height: 32px; }
+.card .where { font-size: 12px; color: var(--muted); }
+.card .name { display: block; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+footer { margin-top: 40px; padding-top: 10px; padding-bottom: 30px;
+         border-top: 1px solid var(--line); }
+code { font-size: 12px; }
+"""
+
+
+def _page(title: str, sections: List[str], has_scores: bool) -> str:
+    links = [("summary", "Summary"), ("map", "Map"), ("units", "Units"),
+             ("galleries", "Galleries"), ("timelines", "Timelines"),
+             ("silence", "Recordings")]
+    if has_scores:
+        links.append(("scores", "Scores"))
+    links.append(("settings", "Settings"))
+    nav = "".join(f'<a href="#{anchor}">{_escape(text)}</a>' for anchor, text in links)
+    return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+            f'<title>{_escape(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n'
+            f'<header><div class="inner"><h1>{_escape(title)}</h1><nav>{nav}</nav></div>'
+            f'</header>\n<main>\n{"".join(sections)}</main>\n')
+
+
+def write_html_report(path, result: DiscoveryResult, *, title: str = "discovery report",
+                      max_examples: int = 6, snippet_padding_s: float = 0.05,
+                      max_snippet_s: float = 2.0, max_gallery_units: int = 40,
+                      max_timelines: int = 20, timeline_seconds: float = 60.0,
+                      max_map_points: int = 3000, seed: int = 0,
+                      silence_threshold: float = DEFAULT_SILENCE_THRESHOLD) -> None:
+    """Write one self-contained HTML report of `result` (offline; no external address).
+
+    Args:
+        path: where to write (e.g. `out/report.html`).
+        result: the discovery result.
+        title: str. Page title. Defaults to "discovery report".
+        max_examples: int >= 0. Occurrences shown per unit, the most confident first.
+            Defaults to 6.
+        snippet_padding_s: float >= 0. Audio context either side of an occurrence, in
+            seconds. Defaults to 0.05.
+        max_snippet_s: float > 0. Longest audio snippet, in seconds. Defaults to 2.
+        max_gallery_units: int >= 0. Units that get a gallery (the lowest numbers).
+            Defaults to 40.
+        max_timelines: int >= 0. Recordings that get a timeline (the first ones).
+            Defaults to 20.
+        timeline_seconds: float > 0. Seconds of each recording drawn in its timeline,
+            from the start. Defaults to 60.
+        max_map_points: int >= 5. Windows in the t-SNE map, subsampled with `seed`.
+            Defaults to 3000.
+        seed: int. Seed of the map's subsample and of t-SNE. Defaults to 0.
+        silence_threshold: float in [0, 1]. A window is silent when its P(silence) is at
+            least this; pass the run's own threshold. Defaults to 0.5.
+
+    Raises:
+        ParameterError: a limit is out of range or `result` is inconsistent.
+    """
+    result = validated(result)
+    limits = _check_limits(_Limits(
+        max_examples=max_examples, snippet_padding_s=snippet_padding_s,
+        max_snippet_s=max_snippet_s, max_gallery_units=max_gallery_units,
+        max_timelines=max_timelines, timeline_seconds=timeline_seconds,
+        max_map_points=max_map_points, seed=seed, silence_threshold=silence_threshold))
+    colors = plots.unit_colors(result.n_units)
+    sections = [_summary(result, limits), _map_section(result, limits),
+                _unit_table(result, colors), _gallery(result, colors, limits),
+                _timelines(result, limits), _recordings_table(result, limits)]
+    if result.scores:
+        sections.append(_scores(result.scores))
+    page = _page(title, sections, bool(result.scores)) + _footer(result) + "\n</body>\n</html>\n"
+    write_text(path, page)
+
+
+def _check_limits(limits: _Limits) -> _Limits:
+    """`limits` if every field is in range (see `write_html_report`).
+
+    Raises:
+        ParameterError: naming the first field out of range.
+    """
+    for name, low in (("max_examples", 0), ("max_gallery_units", 0), ("max_timelines", 0),
+                      ("max_map_points", 5), ("seed", 0)):
+        value = getattr(limits, name)
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+            raise ParameterError(f"Invalid value for `{name}`: expected an integer >= {low}, "
+                                 f"received {value!r}.")
+    for name, low, high, strict in (("snippet_padding_s", 0, math.inf, False),
+                                    ("max_snippet_s", 0, math.inf, True),
+                                    ("timeline_seconds", 0, math.inf, True),
+                                    ("silence_threshold", 0, 1, False)):
+        value = getattr(limits, name)
+        number = isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
+        if not (number and math.isfinite(value) and low <= value <= high
+                and (value > low or not strict)):
+            expected = (f"a number in [{low}, {high}]" if math.isfinite(high) else
+                        f"a number {'>' if strict else '>='} {low}")
+            raise ParameterError(f"Invalid value for `{name}`: expected {expected}, "
+                                 f"received {value!r}.")
+    return limits

@@ -1,0 +1,98 @@
+"""`discovery run` end to end on the sample recordings, with the shipped model."""
+
+import csv
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from discovery.cli import main
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    from pathlib import Path
+
+    data = Path(__file__).resolve().parent.parent / "data"
+    out = tmp_path_factory.mktemp("run") / "out"
+    assert main(["run", str(data / "recordings"), str(data / "fsdd"), "--out", str(out),
+                 "--quiet"]) == 0
+    return out
+
+
+def test_every_output_is_written(run_dir):
+    names = {p.name for p in run_dir.iterdir()}
+    assert {"units.csv", "embeddings.npz", "report.html", "run.json", "scores.json",
+            "tables"} <= names
+    assert (run_dir / "tables" / "recordings" / "rec_01.selections.txt").is_file()
+    assert (run_dir / "tables" / "fsdd" / "3_nicolas_0.labels.txt").is_file()
+    assert not [p for p in run_dir.rglob("*") if p.name.startswith(".")]
+
+
+def test_units_csv_and_embeddings_agree(run_dir):
+    with open(run_dir / "units.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert list(rows[0]) == ["file", "start_s", "end_s", "unit", "confidence"]
+    with np.load(run_dir / "embeddings.npz") as arrays:
+        assert {"file", "start_s", "end_s", "embedding", "silence", "unit"} <= set(arrays)
+        units = arrays["unit"]
+        silent = arrays["silence"] >= 0.5
+        assert np.all(units[silent] == -1)
+        assert set(int(r["unit"]) for r in rows) == set(units[units >= 0].tolist())
+    for row in rows:
+        assert float(row["start_s"]) < float(row["end_s"])
+        assert 0.0 <= float(row["confidence"]) <= 1.0
+
+
+def test_run_json_and_scores(run_dir):
+    info = json.loads((run_dir / "run.json").read_text())
+    for stage in ("load_model_s", "features_and_embedding_s", "clustering_s", "report_s",
+                  "total_s"):
+        assert info["timings_s"][stage] >= 0
+    assert info["settings"]["versions"]["keras"]
+    assert len(info["recordings"]) == 11
+    scores = json.loads((run_dir / "scores.json").read_text())
+    assert scores["n_annotated_recordings"] == 1
+    # Frame-level (10 ms) silence from 0.32 s windows: coarser than the window-level
+    # figure in the model card.
+    assert 0.0 <= scores["nmi"] <= 1.0 and scores["silence_balanced_accuracy"] > 0.85
+
+
+def test_existing_output_folder_is_never_mixed(run_dir, tmp_path, finch_song, capsys):
+    out = tmp_path / "old"
+    shutil.copytree(run_dir, out)
+    (out / "stale.txt").write_text("from an older run")
+    assert main(["run", str(finch_song), "--out", str(out), "--quiet"]) == 2
+    assert "already holds files" in capsys.readouterr().err
+    assert (out / "stale.txt").exists()
+    assert main(["run", str(finch_song), "--out", str(out), "--quiet",
+                 "--overwrite"]) == 0
+    assert not (out / "stale.txt").exists()
+    assert json.loads((out / "run.json").read_text())["recordings"] == [str(finch_song)]
+
+
+def test_too_little_sound_is_a_clear_error(tmp_path, digit_clip, capsys):
+    assert main(["run", str(digit_clip), "--out", str(tmp_path / "o"), "--quiet"]) == 2
+    assert "too little sound to find units" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists() and not list(tmp_path.iterdir())
+
+
+def test_corrupt_file_among_good_ones(tmp_path, finch_song, digit_clip, capsys):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    shutil.copy(finch_song, folder / "a.wav")
+    shutil.copy(digit_clip, folder / "b.wav")
+    (folder / "c.wav").write_bytes(b"RIFF\x00\x00garbage")
+    out = tmp_path / "out"
+    assert main(["run", str(folder), "--out", str(out), "--quiet", "--method", "kmeans",
+                 "--clusters", "2"]) == 2
+    assert "c.wav" in capsys.readouterr().err
+    assert len(json.loads((out / "run.json").read_text())["recordings"]) == 2
+
+
+def test_bad_arguments_exit_2(tmp_path, finch_song, capsys):
+    assert main(["run", str(finch_song), "--out", str(tmp_path / "o"), "--method",
+                 "kmeans", "--clusters", "1"]) == 2
+    assert "n_clusters" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
