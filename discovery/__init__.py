@@ -34,8 +34,32 @@ from discovery.recording import Recording, analyse
 from discovery.windowing import Windows, frame_windows, make_windows
 
 
-def load_model(directory):
-    """Load a model bundle's trained VAE (see `discovery.bundle.load_model`)."""
-    from discovery.bundle import load_model as _load
+# Heavier parts (TensorFlow, scikit-learn estimators) load on first use.
+_LAZY = {
+    "load_model": ("discovery.bundle", "load_model"),
+    "export_savedmodel": ("discovery.bundle", "export_savedmodel"),
+    "train": ("discovery.training", "train"),
+    "embed_recordings": ("discovery.embed", "embed_recordings"),
+    "Embeddings": ("discovery.embed", "Embeddings"),
+    "dtw_distance": ("discovery.dtw", "dtw_distance"),
+    "dtw_path": ("discovery.dtw", "dtw_path"),
+    "pairwise_distances": ("discovery.dtw", "pairwise_distances"),
+    "UnitClusterer": ("discovery.clustering", "UnitClusterer"),
+    "merge_units": ("discovery.clustering", "merge_units"),
+    "unit_scores": ("discovery.evaluate", "unit_scores"),
+    "run": ("discovery.pipeline", "run"),
+    "RunConfig": ("discovery.pipeline", "RunConfig"),
+}
 
-    return _load(directory)
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        module, attribute = _LAZY[name]
+        return getattr(importlib.import_module(module), attribute)
+    raise AttributeError(f"module 'discovery' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_LAZY))
