@@ -109,4 +109,9 @@ def write_projector(model, windows: np.ndarray, metadata: list, log_dir) -> Path
     embedding.tensor_name = "embedding/.ATTRIBUTES/VARIABLE_VALUE"
     embedding.metadata_path = "metadata.tsv"
     projector.visualize_embeddings(str(folder), config)
+    # TensorBoard lists only folders holding an event file as runs; the projector
+    # looks for its config in runs, so give the folder one.
+    writer = tf.summary.create_file_writer(str(folder))
+    writer.flush()
+    writer.close()
     return folder

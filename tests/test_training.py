@@ -59,6 +59,8 @@ def test_tensorboard_holds_scalars_images_and_projector(trained):
     images = EventAccumulator(str(logs / "images")).Reload().Tags()["tensors"]
     assert any("reconstruction" in tag for tag in images)
     assert (logs / "projector" / "projector_config.pbtxt").is_file()
+    # TensorBoard offers the projector only for folders that hold an event file.
+    assert list((logs / "projector").glob("events.out.tfevents.*"))
     assert (logs / "projector" / "metadata.tsv").read_text().startswith("file\tstart_s")
 
 
