@@ -1,0 +1,96 @@
+import numpy as np
+import pytest
+
+from discovery import evaluate
+from discovery.annotations import Annotation
+from discovery.errors import ParameterError
+
+
+def _annotation():
+    return Annotation(np.array([1.0, 3.0]), np.array([2.0, 4.0]),
+                      np.array(["a", "b"], dtype=object))
+
+
+def _windows(unit_of):
+    """Windows of 0.04 s every 0.02 s over 5 s, with units from a function of the centre."""
+    start = np.arange(0, 4.961, 0.02)
+    end = start + 0.04
+    centre = (start + end) / 2
+    return start, end, np.array([unit_of(c) for c in centre])
+
+
+def test_perfect_units_score_one():
+    def unit_of(t):
+        return 0 if 1.0 <= t < 2.0 else 1 if 3.0 <= t < 4.0 else -1
+    start, end, unit = _windows(unit_of)
+    scores = evaluate.unit_scores([{"annotation": _annotation(), "duration_s": 5.0,
+                                    "start_s": start, "end_s": end, "unit": unit,
+                                    "silence": unit == -1}])
+    for name in ("nmi", "v_measure", "homogeneity", "completeness", "purity"):
+        assert scores[name] > 0.9, name
+    assert scores["coverage"] > 0.9
+    assert scores["silence_balanced_accuracy"] > 0.9
+    assert scores["n_labels"] == 2 and scores["n_units"] == 2
+
+
+def test_one_unit_for_everything_scores_low():
+    start, end, unit = _windows(lambda t: 0)
+    scores = evaluate.unit_scores([{"annotation": _annotation(), "duration_s": 5.0,
+                                    "start_s": start, "end_s": end, "unit": unit,
+                                    "silence": np.zeros(len(unit), bool)}])
+    assert scores["nmi"] < 0.05 and scores["completeness"] == pytest.approx(1.0)
+    assert scores["purity"] == pytest.approx(0.5, abs=0.02)
+    assert scores["silence_balanced_accuracy"] == pytest.approx(0.5)
+
+
+def test_frame_units_picks_the_nearest_window():
+    units = evaluate.frame_units(np.array([0.0, 1.0]), np.array([1.0, 2.0]),
+                                 np.array([3, 7]), np.array([0.1, 0.9, 1.1, 1.9]))
+    np.testing.assert_array_equal(units, [3, 3, 7, 7])
+
+
+def test_pairs_are_balanced_seeded_and_correct():
+    labels = np.repeat(np.arange(5), 10)
+    duplicates, non_duplicates = evaluate.make_pairs(labels, n_pairs=100, seed=1)
+    assert len(duplicates) == len(non_duplicates) == 100
+    assert np.all(labels[duplicates[:, 0]] == labels[duplicates[:, 1]])
+    assert np.all(labels[non_duplicates[:, 0]] != labels[non_duplicates[:, 1]])
+    assert len({tuple(p) for p in duplicates}) == 100
+    again, _ = evaluate.make_pairs(labels, n_pairs=100, seed=1)
+    np.testing.assert_array_equal(duplicates, again)
+
+
+def test_separation_of_distinct_and_equal_distributions(rng):
+    near = rng.normal(1.0, 0.2, 1000)
+    far = rng.normal(3.0, 0.2, 1000)
+    good = evaluate.separation(near, far)
+    assert good["roc_auc"] > 0.99 and good["equal_error_rate"] < 0.01
+    assert good["kl"] > 5 and good["bhattacharyya"] > 2
+    same = evaluate.separation(near, rng.normal(1.0, 0.2, 1000))
+    assert 0.45 < same["roc_auc"] < 0.55 and same["kl"] < 0.5
+
+
+def test_pair_distances_use_dtw(rng):
+    sequences = [rng.random((n, 3)).astype(np.float32) for n in (5, 9, 7)]
+    pairs = np.array([[0, 1], [1, 2], [0, 0]])
+    distances = evaluate.pair_distances(sequences, pairs)
+    assert distances[2] == pytest.approx(0.0, abs=1e-5)
+    from discovery.dtw import dtw_distance
+    expected = dtw_distance(sequences[0][None], sequences[1][None])
+    assert distances[0] == pytest.approx(float(np.asarray(expected)[0]), rel=1e-5)
+
+
+def test_labels_from_names():
+    labels = evaluate.labels_from_names(["a/3_george_1.wav", "7_lucas_0.wav"], r"^(\d)_")
+    np.testing.assert_array_equal(labels, ["3", "7"])
+    with pytest.raises(ParameterError, match="does not match"):
+        evaluate.labels_from_names(["x.wav"], r"^(\d)_")
+    with pytest.raises(ParameterError, match="label_regex"):
+        evaluate.labels_from_names(["x.wav"], r"(")
+
+
+def test_invalid_pair_requests():
+    with pytest.raises(ParameterError, match="n_pairs"):
+        evaluate.make_pairs(np.arange(4), n_pairs=0)
+    with pytest.raises(ParameterError, match="two labels"):
+        evaluate.make_pairs(np.zeros(4), n_pairs=3)
