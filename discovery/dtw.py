@@ -522,7 +522,11 @@ def _compiled(
         tf.TensorSpec([], tf.int32),
         tf.TensorSpec([dims], tf.float32),
     ]
-    return tf.function(kernel, input_signature=signature, jit_compile=True)
+    compiled = tf.function(kernel, input_signature=signature, jit_compile=True)
+    # Every shape bucket is its own function, traced once; TensorFlow counts them all
+    # as one function "retracing" and warns. The attribute is what it checks.
+    compiled._omit_frequent_tracing_warning = True
+    return compiled
 
 
 def _exact_cost(dims: int) -> bool:

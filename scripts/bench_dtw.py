@@ -10,7 +10,7 @@ relaxation ``psi=(0, 0, 0, M - 1)`` lets x end anywhere in y, which is exactly
 the median of --repeats runs, ours and dtaidistance's interleaved so that both see the
 same machine load.
 
-    python scripts/bench_dtw.py               # 2,000 pairs, as in docs/benchmarks_dtw.md
+    python scripts/bench_dtw.py               # 2,000 pairs, as in docs/benchmarks.md
     python scripts/bench_dtw.py --quick       # a smoke run: 200 pairs, 2 repeats
 """
 
