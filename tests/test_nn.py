@@ -254,13 +254,13 @@ def test_build_vae_reads_a_pipeline_config():
 
 
 @pytest.mark.parametrize("name, shape", [("seed-v4", (128, 256)), ("default", (32, 64)),
-                                         ("tiny", (16, 16))])
+                                         ("birdsong", (25, 64)), ("tiny", (16, 16))])
 def test_presets_are_valid_pipelines(name, shape):
     config = get_preset(name)
     assert isinstance(config, PipelineConfig) and isinstance(config.model, ModelConfig)
     assert (config.model.input_frames, config.model.input_features) == shape
     assert PipelineConfig.from_json(config.to_json()) == config
-    assert set(PRESETS) == {"seed-v4", "default", "tiny"}
+    assert set(PRESETS) == {"seed-v4", "default", "birdsong", "tiny"}
 
 
 def test_unknown_preset_raises_listing_the_names():

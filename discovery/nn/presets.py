@@ -1,7 +1,9 @@
 """Named pipeline settings: features, windows and model sizes that fit together.
 
 - "seed-v4": the seed experiments' model, exactly (641,024 encoder parameters).
-- "default": a CPU-friendly starting point; to be tuned by measurement.
+- "default": chosen by measurement for quality and CPU speed (docs/models.md); speech
+  and other sounds up to 8 kHz.
+- "birdsong": songbird syllables at 32 kHz, band-limited above low-frequency noise.
 - "tiny": for tests; a training step takes milliseconds.
 
 Each entry is a validated, frozen `PipelineConfig`; change one with `.replace(...)`.
@@ -37,14 +39,31 @@ PRESETS: dict[str, PipelineConfig] = {
         conv_filters=256, conv_kernel=(8, 8), bilstm_units=128, lstm_units=128,
         latent_dim=128, decoder_units=128, decoder_filters=8, silence_units=32,
     ),
-    # 16 kHz log-mel, 64 bands, 25 ms / 10 ms; 0.32 s windows (32 frames).
+    # 16 kHz log-mel, 64 bands, 25 ms / 10 ms; 0.32 s windows (32 frames). Kernels
+    # span all 64 bands: each filter is a 3-frame spectral template, and the pooling
+    # over frequency keeps its best-matching shift. Small 5x5 kernels lost where in
+    # frequency the energy sits (formants) and embedded digits worse than the raw
+    # features did (docs/models.md).
     "default": _preset(
         FeatureConfig(sample_rate=16000, kind="logmel", frame_seconds=0.025,
                       hop_seconds=0.010, n_mels=64),
         WindowConfig(window_seconds=0.32, hop_seconds=0.08),
         TrainConfig(epochs=40, batch_size=64, beta=0.01, beta_warmup_epochs=5,
                     silence_weight=20.0, patience=6),
-        conv_filters=32, conv_kernel=(5, 5), bilstm_units=64, lstm_units=64,
+        conv_filters=64, conv_kernel=(3, 64), bilstm_units=64, lstm_units=64,
+        latent_dim=32, decoder_units=64, decoder_filters=8, silence_units=16,
+    ),
+    # Songbirds: 32 kHz log-mel, 64 bands over 500 Hz-10 kHz (above the low-frequency
+    # noise of aviary recordings), 16 ms / 8 ms frames; 0.2 s windows (25 frames) every
+    # 20 ms, a few syllables of context. On the Bengalese finch songs 0.1 s windows
+    # and 0.32 s windows both clustered worse (docs/models.md).
+    "birdsong": _preset(
+        FeatureConfig(sample_rate=32000, kind="logmel", frame_seconds=0.016,
+                      hop_seconds=0.008, n_mels=64, fmin=500.0, fmax=10000.0),
+        WindowConfig(window_seconds=0.2, hop_seconds=0.02),
+        TrainConfig(epochs=30, batch_size=64, beta=0.01, beta_warmup_epochs=5,
+                    silence_weight=20.0, patience=6),
+        conv_filters=64, conv_kernel=(3, 64), bilstm_units=64, lstm_units=64,
         latent_dim=32, decoder_units=64, decoder_filters=8, silence_units=16,
     ),
     # 8 kHz log-mel, 16 bands; 0.16 s windows (16 frames).
@@ -63,7 +82,7 @@ def get_preset(name: str) -> PipelineConfig:
     """Returns the named preset.
 
     Args:
-        name: str. One of `PRESETS`: "seed-v4", "default" or "tiny".
+        name: str. One of `PRESETS`: "seed-v4", "default", "birdsong" or "tiny".
 
     Returns:
         The preset's frozen `PipelineConfig`.
