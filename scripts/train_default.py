@@ -1,13 +1,21 @@
-"""Train the shipped default model, `models/default/`, reproducibly.
+"""Train the shipped models, `models/default/` and `models/birdsong/`, reproducibly.
 
-Data: the FSDD subset (2,000 spoken digits, 4 speakers) and two of the three annotated
-long recordings from ../shared/data; the third recording, rec_03, is held out to score
-the silence detector on audio arrangements it never saw. Seeded; one command:
+default  : the FSDD subset (2,000 spoken digits, 4 speakers) and two of the three
+           annotated long recordings in ../shared/data, whose annotations give the
+           silence targets; the third recording, rec_03, is held out to score the
+           silence detector on audio arrangements it never saw.
+birdsong : the eight Bengalese finch songs in ../shared/data/bfsongrepo, copied without
+           their annotations, so training sees no label and no hand-made boundary:
+           the silence targets are the energy-based ones. The annotations only score
+           the silence detector afterwards.
 
-    python scripts/train_default.py                  # writes models/default
+Seeded; one command each:
+
+    python scripts/train_default.py                       # writes models/default
+    python scripts/train_default.py --model birdsong      # writes models/birdsong
     python scripts/train_default.py --epochs 2 --out /tmp/quick    # a quick check
 
-Training logs and checkpoints stay in `runs/train-default/`; only the bundle
+Training logs and checkpoints stay in `runs/train-<model>/`; only the bundle
 (`model.keras`, `config.json`, `MODEL_CARD.md`) is copied into `--out`.
 """
 
@@ -25,6 +33,8 @@ from sklearn.metrics import balanced_accuracy_score
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "data"
+# Relative to the repository's root, so the model card names the data portably.
+SHARED_RELATIVE = Path("..", "shared", "data")
 
 
 def silence_scores(model, paths) -> dict:
@@ -46,53 +56,78 @@ def silence_scores(model, paths) -> dict:
     return scores
 
 
+def default_data(work: Path) -> tuple:
+    """(training inputs, annotated recordings to score, a note on the scores)."""
+    recordings = sorted((SHARED / "recordings").glob("rec_*.wav"))
+    inputs = [SHARED_RELATIVE / "fsdd"] + [SHARED_RELATIVE / "recordings" / p.name
+                                           for p in recordings if p.stem != "rec_03"]
+    note = ("rec_01 and rec_02 were in the training data; rec_03 was held out (its "
+            "utterances are FSDD files that were, in isolation, part of the training data).")
+    return inputs, recordings, note
+
+
+def birdsong_data(work: Path) -> tuple:
+    """The finch songs without their annotations, copied under `work`."""
+    songs = sorted((SHARED / "bfsongrepo").glob("*.wav"))
+    unlabelled = work / "songs-without-annotations"
+    unlabelled.mkdir(parents=True, exist_ok=True)
+    for song in songs:
+        shutil.copy2(song, unlabelled / song.name)
+    note = ("Training saw the songs without their annotations (energy-based silence "
+            "targets), so every figure here is a comparison with boundaries the model "
+            "never saw.")
+    return [unlabelled], songs, note
+
+
+MODELS = {"default": ("default", default_data), "birdsong": ("birdsong", birdsong_data)}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=ROOT / "models" / "default")
-    parser.add_argument("--work", type=Path, default=ROOT / "runs" / "train-default")
+    parser.add_argument("--model", choices=sorted(MODELS), default="default")
+    parser.add_argument("--out", type=Path, help="default: models/<model>")
+    parser.add_argument("--work", type=Path, help="default: runs/train-<model>")
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    out = (args.out or ROOT / "models" / args.model).resolve()
+    # Relative to the repository's root (the working folder below), so the model card
+    # names the copied songs portably.
+    work = args.work.resolve() if args.work else Path("runs", f"train-{args.model}")
     if not SHARED.is_dir():
-        print(f"{SHARED}: the shared data is needed to train the default model",
+        print(f"{SHARED}: the shared data is needed to train the shipped models",
               file=sys.stderr)
         return 2
 
     from discovery import bundle, training
     from discovery.nn import get_preset
 
-    config = get_preset("default")
+    preset, data = MODELS[args.model]
+    config = get_preset(preset)
     changes = {"seed": args.seed}
     if args.epochs is not None:
         changes["epochs"] = args.epochs
     config = config.replace(training=config.training.replace(**changes))
-    recordings = sorted((SHARED / "recordings").glob("rec_*.wav"))
-    held_out = [p for p in recordings if p.stem == "rec_03"]
-    # Relative to the repository's root, so the model card names them portably.
-    inputs = [Path("..", "shared", "data", "fsdd")] + [
-        Path("..", "shared", "data", "recordings", p.name)
-        for p in recordings if p not in held_out]
     os.chdir(ROOT)
-    command = "python scripts/train_default.py " + " ".join(argv or sys.argv[1:])
-    result = training.train(inputs, args.work, config, command=command.strip())
-
-    model = bundle.load_model(args.work)
-    scores = silence_scores(model, recordings)
-    card = (args.work / bundle.CARD_FILE).read_text()
+    inputs, scored, note = data(work)
+    command = "python scripts/train_default.py " + " ".join(
+        sys.argv[1:] if argv is None else argv)
+    result = training.train(inputs, work, config, command=command.strip())
+    model = bundle.load_model(work)
+    scores = silence_scores(model, scored)
+    card = (work / bundle.CARD_FILE).read_text()
     card += ("\n## Silence detector on the annotated recordings\n\n"
              "Balanced accuracy of P(silence) >= 0.5 per window against the annotations "
-             "(a window is silence when at most 20 % of it is annotated speech). rec_01 "
-             "and rec_02 were in the training data; rec_03 was held out (its utterances "
-             "are FSDD files that were, in isolation, part of the training data).\n\n"
-             "| recording | balanced accuracy |\n|---|---|\n")
+             "(a window is silence when at most 20 % of it is annotated sound). "
+             f"{note}\n\n| recording | balanced accuracy |\n|---|---|\n")
     card += "".join(f"| {name} | {value:.4f} |\n" for name, value in scores.items())
     card += (f"\nTrained on {platform.machine()} with {os.cpu_count()} CPU cores "
              f"({platform.processor() or 'CPU'}), no GPU; Python {platform.python_version()}.\n")
-    (args.work / bundle.CARD_FILE).write_text(card)
-    args.out.mkdir(parents=True, exist_ok=True)
+    (work / bundle.CARD_FILE).write_text(card)
+    out.mkdir(parents=True, exist_ok=True)
     for name in (bundle.MODEL_FILE, bundle.CONFIG_FILE, bundle.CARD_FILE):
-        shutil.copy2(args.work / name, args.out / name)
-    print(f"wrote {args.out} in {result.seconds:.0f} s; silence balanced accuracy: "
+        shutil.copy2(work / name, out / name)
+    print(f"wrote {out} in {result.seconds:.0f} s; silence balanced accuracy: "
           + ", ".join(f"{k} {v:.4f}" for k, v in scores.items()))
     return 0
 
