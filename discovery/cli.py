@@ -120,7 +120,7 @@ def _run_info(args) -> int:
     from discovery.nn import build_vae, get_preset
 
     if args.model is not None:
-        model = bundle.load_model(args.model)
+        model = _load_model(args.model)
         config = model.pipeline_config
     else:
         config = get_preset(args.preset)
@@ -138,7 +138,7 @@ def _run_export(args) -> int:
     from discovery.errors import ParameterError
     from discovery.files import atomic_path
 
-    model = bundle.load_model(args.model)
+    model = _load_model(args.model)
     out = Path(args.out)
     if args.format == "keras":
         if out.suffix != ".keras":
@@ -161,9 +161,9 @@ def _run_export(args) -> int:
 
 def _load_model(model_dir):
     from discovery import bundle
-    from discovery.embed import default_model_dir
+    from discovery.embed import resolve_model_dir
 
-    return bundle.load_model(model_dir if model_dir is not None else default_model_dir())
+    return bundle.load_model(resolve_model_dir(model_dir))
 
 
 def _run_embed(args) -> int:
@@ -187,7 +187,7 @@ def _run_run(args) -> int:
     from discovery.pipeline import RunConfig, run
 
     config = RunConfig(method=args.method, n_clusters=args.clusters,
-                       min_cluster_size=args.min_cluster_size)
+                       min_cluster_size=args.min_cluster_size, reduction=args.reduction)
     summary = run(args.inputs, args.out, model_dir=args.model, config=config,
                   overwrite=args.overwrite, progress=not args.quiet,
                   command="discovery " + " ".join(sys.argv[1:]))
@@ -207,7 +207,7 @@ def _run_pairs(args) -> int:
     import json as json_module
 
     from discovery import evaluate, files, plots
-    from discovery.embed import embed_recordings
+    from discovery.embed import embed_recordings, resolve_model_dir
 
     model = _load_model(args.model)
     _, recordings, failures = embed_recordings(args.inputs, model, progress=not args.quiet)
@@ -222,17 +222,22 @@ def _run_pairs(args) -> int:
     out = Path(args.out)
     files.write_text(out / "pairs.json", json_module.dumps(
         {"n_files": len(recordings), "n_labels": int(len(set(labels))),
-         "label_regex": args.label_regex, "model": str(args.model or "models/default"),
+         "label_regex": args.label_regex, "model": str(resolve_model_dir(args.model)),
          "results": results}, indent=2))
     with files.atomic_path(out / "pairs.png") as temporary:
         temporary.write_bytes(plots.distance_histograms_png(distances))
     if not args.quiet:
         for name in results:
-            closed = results[name]["closed"]
-            print(f"{name:7s} ROC-AUC {closed['roc_auc']:.3f}  KL {closed['kl']:.3f}  "
-                  f"EER {closed['equal_error_rate']:.3f}", file=sys.stderr)
+            for mode, scores in results[name].items():
+                print(f"{name:7s} {mode:11s} ROC-AUC {scores['roc_auc']:.3f}  "
+                      f"KL {scores['kl']:.3f}  EER {scores['equal_error_rate']:.3f}",
+                      file=sys.stderr)
         print(f"wrote {out / 'pairs.json'} and {out / 'pairs.png'}", file=sys.stderr)
     return _report_failures(failures)
+
+
+MODEL_HELP = ("a model bundle folder, or a shipped bundle by name: default (speech and "
+              "sounds up to 8 kHz; the default) or birdsong (32 kHz songbirds)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -271,7 +276,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     info = commands.add_parser("info", help="print a model's layers and settings")
     source = info.add_mutually_exclusive_group()
-    source.add_argument("--model", type=Path, metavar="DIR", help="a model bundle")
+    source.add_argument("--model", metavar="DIR|NAME",
+                        help="a model bundle, or a shipped one by name (default, birdsong)")
     source.add_argument("--preset", default="default", help="a preset (default: %(default)s)")
     info.set_defaults(run=_run_info)
 
@@ -290,8 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "end_s, embedding (z_mean) and silence (probability).")
     embed.add_argument("inputs", nargs="+", metavar="INPUT")
     embed.add_argument("--out", required=True, type=Path, metavar="DIR")
-    embed.add_argument("--model", type=Path, metavar="DIR",
-                       help="a model bundle (default: the shipped models/default)")
+    embed.add_argument("--model", metavar="DIR|NAME", help=MODEL_HELP)
     embed.add_argument("--quiet", action="store_true")
     embed.set_defaults(run=_run_embed)
 
@@ -303,11 +308,13 @@ def build_parser() -> argparse.ArgumentParser:
                     "annotation (same name, .csv) sits beside a recording.")
     run.add_argument("inputs", nargs="+", metavar="INPUT")
     run.add_argument("--out", required=True, type=Path, metavar="DIR")
-    run.add_argument("--model", type=Path, metavar="DIR",
-                     help="a model bundle (default: the shipped models/default)")
+    run.add_argument("--model", metavar="DIR|NAME", help=MODEL_HELP)
     run.add_argument("--method", choices=("hdbscan", "kmeans"), default="hdbscan",
                      help="density-based discovery (finds the number of units) or "
                           "k-means (default: %(default)s)")
+    run.add_argument("--reduction", choices=("umap", "pca"), default="umap",
+                     help="reduction of the embeddings to 10 dimensions before "
+                          "clustering (default: %(default)s)")
     run.add_argument("--clusters", type=int, metavar="K",
                      help="k for k-means (default: chosen by silhouette)")
     run.add_argument("--min-cluster-size", type=int, metavar="N",
@@ -326,7 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
     pairs.add_argument("--label-regex", required=True, metavar="REGEX",
                        help="label from the file name: the first group, e.g. '^(\\d)_'")
     pairs.add_argument("--out", required=True, type=Path, metavar="DIR")
-    pairs.add_argument("--model", type=Path, metavar="DIR")
+    pairs.add_argument("--model", metavar="DIR|NAME", help=MODEL_HELP)
     pairs.add_argument("--pairs", type=int, default=1000, metavar="N",
                        help="pairs of each kind (default: %(default)s)")
     pairs.add_argument("--prefix-frames", type=int, metavar="K",

@@ -118,4 +118,21 @@ def combine(recordings: Sequence[RecordingEmbedding]) -> Embeddings:
 def default_model_dir() -> Path:
     """The shipped default bundle: `models/default` in the source tree (an editable
     install, `pip install -e .`, finds it there)."""
-    return Path(__file__).resolve().parent.parent / "models" / "default"
+    return shipped_models_dir() / "default"
+
+
+def shipped_models_dir() -> Path:
+    """The folder of the shipped bundles (`models/` in the source tree)."""
+    return Path(__file__).resolve().parent.parent / "models"
+
+
+def resolve_model_dir(model) -> Path:
+    """The bundle folder a `--model` value names: None for the shipped default, a
+    folder, or the name of a shipped bundle ("default", "birdsong")."""
+    if model is None:
+        return default_model_dir()
+    path = Path(model)
+    shipped = shipped_models_dir() / str(model)
+    if not path.exists() and len(path.parts) == 1 and shipped.is_dir():
+        return shipped
+    return path

@@ -251,6 +251,10 @@ def siamese_evaluation(recordings: Sequence, labels: np.ndarray, *, n_pairs: int
                        prefix_frames: Optional[int] = None, seed: int = 0) -> tuple:
     """DTW separation of duplicate and non-duplicate pairs, on features and embeddings.
 
+    Modes: "normalized" (closed end, divided by the best path's length), "closed"
+    (closed end, the plain sum of local costs), "open_end" (the first sequence aligned
+    whole to a prefix of the second), and "prefix" when `prefix_frames` is given.
+
     Args:
         recordings: `embed.RecordingEmbedding` per labelled file (features kept).
         labels: (n,) label per recording.
@@ -268,7 +272,11 @@ def siamese_evaluation(recordings: Sequence, labels: np.ndarray, *, n_pairs: int
         "raw": [r.recording.features.values for r in recordings],
         "latent": [r.embedding for r in recordings],
     }
-    modes = {"closed": dict(open_end=False), "open_end": dict(open_end=True)}
+    # "normalized": closed end divided by the best path's length, so a long utterance
+    # is not far from everything merely for being long (the seed's dtwalign distances
+    # were normalised by length too). The headline mode; the sums follow.
+    modes = {"normalized": dict(open_end=False, normalized=True),
+             "closed": dict(open_end=False), "open_end": dict(open_end=True)}
     if prefix_frames:
         # The latent prefix: as many windows as start within the first K frames.
         hop_frames = max(1, max((int(np.diff(r.recording.windows.start_frame[:2])[0])

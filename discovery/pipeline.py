@@ -27,7 +27,7 @@ import numpy as np
 
 from discovery import annotations, bundle, files
 from discovery.clustering import MIN_WINDOWS, UnitClusterer, merge_units
-from discovery.embed import RecordingEmbedding, combine, default_model_dir, embed_recordings
+from discovery.embed import RecordingEmbedding, combine, embed_recordings, resolve_model_dir
 from discovery.errors import ParameterError
 from discovery.evaluate import unit_scores
 from discovery.files import Failure
@@ -46,8 +46,9 @@ class RunConfig:
     n_clusters: Optional[int] = None
     # HDBSCAN's smallest unit, in windows; None picks it from the number of windows.
     min_cluster_size: Optional[int] = None
-    # Dimensions kept by PCA before clustering.
-    n_components: int = 16
+    # "umap" or "pca": the reduction before clustering, and the dimensions it keeps.
+    reduction: str = "umap"
+    n_components: int = 10
     # Windows at least this likely to be silence are left out.
     silence_threshold: float = 0.5
     seed: int = 0
@@ -56,6 +57,9 @@ class RunConfig:
         if self.method not in ("hdbscan", "kmeans"):
             raise ParameterError(f"Invalid value for `method`: expected 'hdbscan' or "
                                  f"'kmeans', received {self.method!r}.")
+        if self.reduction not in ("umap", "pca"):
+            raise ParameterError(f"Invalid value for `reduction`: expected 'umap' or "
+                                 f"'pca', received {self.reduction!r}.")
 
 
 @dataclasses.dataclass
@@ -139,7 +143,7 @@ def run(inputs: Sequence, out_dir, *, model_dir=None, config: RunConfig = RunCon
     started = time.perf_counter()
     staging = _prepare_output(out_dir, overwrite)
     try:
-        model_dir = Path(model_dir) if model_dir is not None else default_model_dir()
+        model_dir = resolve_model_dir(model_dir)
         model = bundle.load_model(model_dir)
         timings["load_model_s"] = time.perf_counter() - started
 
@@ -162,6 +166,7 @@ def run(inputs: Sequence, out_dir, *, model_dir=None, config: RunConfig = RunCon
                   file=sys.stderr)
         clusterer = UnitClusterer(method=config.method, n_clusters=config.n_clusters,
                                   min_cluster_size=config.min_cluster_size,
+                                  reduction=config.reduction,
                                   n_components=config.n_components,
                                   silence_threshold=config.silence_threshold,
                                   random_state=config.seed)

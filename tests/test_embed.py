@@ -50,3 +50,25 @@ def test_missing_model_is_one_line_exit_2(tmp_path, digit_clip, capsys):
     (tmp_path / "half").mkdir()
     with pytest.raises(ModelError, match="not a model bundle"):
         bundle.load_model(tmp_path / "half")
+
+
+def test_model_names_resolve_to_shipped_bundles(tmp_path, monkeypatch):
+    assert embed.resolve_model_dir(None) == embed.default_model_dir()
+    assert embed.resolve_model_dir("birdsong") == embed.shipped_models_dir() / "birdsong"
+    # A folder that exists wins over a shipped name.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "default").mkdir()
+    assert embed.resolve_model_dir("default") == tmp_path.joinpath("default").relative_to(
+        tmp_path)
+    assert embed.resolve_model_dir("nothing-here") == type(tmp_path)("nothing-here")
+
+
+@pytest.mark.parametrize("name", ["default", "birdsong"])
+def test_every_shipped_bundle_loads_and_embeds(name):
+    model = bundle.load_model(embed.resolve_model_dir(name))
+    config = model.pipeline_config
+    windows = np.zeros((3, config.model.input_frames, config.model.input_features),
+                       np.float32)
+    z_mean, silence = model.embed(windows)
+    assert z_mean.shape == (3, config.model.latent_dim) and silence.shape == (3,)
+    assert (embed.shipped_models_dir() / name / bundle.CARD_FILE).is_file()

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -94,3 +96,42 @@ def test_invalid_pair_requests():
         evaluate.make_pairs(np.arange(4), n_pairs=0)
     with pytest.raises(ParameterError, match="two labels"):
         evaluate.make_pairs(np.zeros(4), n_pairs=3)
+
+
+def test_pairs_command_writes_json_and_png(tmp_path):
+    """End to end on the sample clips, labelled by speaker: 3 + 3 + 1 + 1 = 8 duplicate
+    pairs exist (george and jackson have three digits each, lucas and nicolas two)."""
+    import json
+
+    from discovery.cli import main
+
+    DATA = Path(__file__).resolve().parent.parent / "data"
+
+    out = tmp_path / "pairs"
+    code = main(["pairs", str(DATA / "fsdd"), "--label-regex", r"^\d_([a-z]+)_",
+                 "--pairs", "8", "--prefix-frames", "20", "--out", str(out), "--quiet"])
+    assert code == 0
+    written = json.loads((out / "pairs.json").read_text())
+    assert written["n_files"] == 10 and written["n_labels"] == 4
+    for representation in ("raw", "latent"):
+        modes = written["results"][representation]
+        assert set(modes) == {"normalized", "closed", "open_end", "prefix"}
+        for scores in modes.values():
+            assert scores["n_duplicate"] == 8 and scores["n_non_duplicate"] == 8
+            assert 0.0 <= scores["roc_auc"] <= 1.0
+        # A path-length normalised distance is at most the plain sum.
+        assert modes["normalized"]["duplicate_mean"] < modes["closed"]["duplicate_mean"]
+    assert (out / "pairs.png").read_bytes().startswith(b"\x89PNG")
+    assert not list(out.glob("*.tmp"))
+
+
+def test_pairs_command_rejects_a_regex_that_does_not_match(tmp_path, capsys):
+    from discovery.cli import main
+
+    DATA = Path(__file__).resolve().parent.parent / "data"
+
+    code = main(["pairs", str(DATA / "fsdd"), "--label-regex", r"^speaker(\d)",
+                 "--out", str(tmp_path / "p"), "--quiet"])
+    assert code == 2
+    message = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "label_regex" in message and "0_george_0.wav" in message
