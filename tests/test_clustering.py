@@ -34,8 +34,10 @@ def blobs():
 @pytest.fixture(scope="module")
 def fitted(blobs):
     x, _, _ = blobs
-    return {"hdbscan": UnitClusterer(method="hdbscan").fit(x),
-            "kmeans": UnitClusterer(method="kmeans", n_clusters=N_UNITS).fit(x)}
+    return {"hdbscan": UnitClusterer(method="hdbscan", reduction="pca",
+                                     n_components=16).fit(x),
+            "kmeans": UnitClusterer(method="kmeans", reduction="pca", n_components=16,
+                                    n_clusters=N_UNITS).fit(x)}
 
 
 def _new_points(centres, rng, n=300):
@@ -172,6 +174,7 @@ def test_sklearn_contract(blobs):
 
 @pytest.mark.parametrize("kwargs, match", [
     ({"method": "dbscan"}, "`method`"),
+    ({"reduction": "tsne"}, r"`reduction`: expected one of \('umap', 'pca'\), received 'tsne'"),
     ({"n_components": 0}, "`n_components`: expected an integer >= 1 or None"),
     ({"whiten": "yes"}, "`whiten`"),
     ({"n_clusters": 1}, "`n_clusters`: expected an integer >= 2 or None, received 1"),
@@ -340,3 +343,25 @@ def test_unit_table():
     assert len(unit_table(merge_units([], [], [], [], []))["unit"]) == 0
     with pytest.raises(ParameterError, match="`occurrences`: expected arrays"):
         unit_table({"unit": np.zeros(2, int)})
+
+
+@pytest.mark.parametrize("method", ["hdbscan", "kmeans"])
+def test_umap_reduction_recovers_blobs_and_places_new_points(blobs, rng, method):
+    x, y, centres = blobs
+    clusterer = UnitClusterer(method=method, n_clusters=N_UNITS if method == "kmeans"
+                              else None, max_fit_points=600).fit(x)
+    import umap
+
+    assert isinstance(clusterer.reducer_, umap.UMAP)
+    assert clusterer.reducer_.n_components == 10
+    assert len(clusterer.fit_indices_) == (600 if method == "hdbscan" else len(x))
+    assert clusterer.n_clusters_ == N_UNITS
+    # Windows outside the UMAP fit were placed with transform, and still land right.
+    assert adjusted_rand_score(y, clusterer.labels_) > 0.9
+    new, truth = _new_points(centres, rng, n=100)
+    labels, _ = clusterer.predict(new)
+    assert adjusted_rand_score(truth, labels) > 0.9
+    # Seeded: the same fit gives the same units.
+    again = UnitClusterer(method=method, n_clusters=N_UNITS if method == "kmeans"
+                          else None, max_fit_points=600).fit(x)
+    assert np.array_equal(again.labels_, clusterer.labels_)
