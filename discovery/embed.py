@@ -18,8 +18,9 @@ from discovery import audio
 from discovery.files import for_each_file
 from discovery.recording import Recording, analyse
 
-# Windows per forward pass.
-BATCH_SIZE = 512
+# Windows per forward pass. The default model's convolution holds 64 maps of every
+# window's 32 x 64 cells: 0.5 MB a window, so 128 windows keep it to 64 MB.
+BATCH_SIZE = 128
 
 
 @dataclasses.dataclass
