@@ -31,6 +31,18 @@ def _preset(features: FeatureConfig, windows: WindowConfig,
                           training=training)
 
 
+# The model and training of `default` and `birdsong`: 64 bands in, kernels spanning
+# all of them, so each filter is a 3-frame spectral template and the pooling over
+# frequency keeps its best-matching shift. Small 5x5 kernels lost where in frequency
+# the energy sits (formants) and embedded digits worse than the raw features did
+# (docs/models.md).
+_FULL_HEIGHT_MODEL = dict(
+    conv_filters=64, conv_kernel=(3, 64), bilstm_units=64, lstm_units=64,
+    latent_dim=32, decoder_units=64, decoder_filters=8, silence_units=16,
+)
+_TRAINING = dict(batch_size=64, beta=0.01, beta_warmup_epochs=5, silence_weight=20.0,
+                 patience=6)
+
 PRESETS: dict[str, PipelineConfig] = {
     # 8 kHz, 256 linear bins, 10 ms hop; 1.28 s windows (128 frames), half overlap.
     "seed-v4": _preset(
@@ -39,19 +51,13 @@ PRESETS: dict[str, PipelineConfig] = {
         conv_filters=256, conv_kernel=(8, 8), bilstm_units=128, lstm_units=128,
         latent_dim=128, decoder_units=128, decoder_filters=8, silence_units=32,
     ),
-    # 16 kHz log-mel, 64 bands, 25 ms / 10 ms; 0.32 s windows (32 frames). Kernels
-    # span all 64 bands: each filter is a 3-frame spectral template, and the pooling
-    # over frequency keeps its best-matching shift. Small 5x5 kernels lost where in
-    # frequency the energy sits (formants) and embedded digits worse than the raw
-    # features did (docs/models.md).
+    # 16 kHz log-mel, 64 bands, 25 ms / 10 ms; 0.32 s windows (32 frames).
     "default": _preset(
         FeatureConfig(sample_rate=16000, kind="logmel", frame_seconds=0.025,
                       hop_seconds=0.010, n_mels=64),
         WindowConfig(window_seconds=0.32, hop_seconds=0.08),
-        TrainConfig(epochs=40, batch_size=64, beta=0.01, beta_warmup_epochs=5,
-                    silence_weight=20.0, patience=6),
-        conv_filters=64, conv_kernel=(3, 64), bilstm_units=64, lstm_units=64,
-        latent_dim=32, decoder_units=64, decoder_filters=8, silence_units=16,
+        TrainConfig(epochs=40, **_TRAINING),
+        **_FULL_HEIGHT_MODEL,
     ),
     # Songbirds: 32 kHz log-mel, 64 bands over 500 Hz-10 kHz (above the low-frequency
     # noise of aviary recordings), 16 ms / 8 ms frames; 0.2 s windows (25 frames) every
@@ -61,10 +67,8 @@ PRESETS: dict[str, PipelineConfig] = {
         FeatureConfig(sample_rate=32000, kind="logmel", frame_seconds=0.016,
                       hop_seconds=0.008, n_mels=64, fmin=500.0, fmax=10000.0),
         WindowConfig(window_seconds=0.2, hop_seconds=0.02),
-        TrainConfig(epochs=30, batch_size=64, beta=0.01, beta_warmup_epochs=5,
-                    silence_weight=20.0, patience=6),
-        conv_filters=64, conv_kernel=(3, 64), bilstm_units=64, lstm_units=64,
-        latent_dim=32, decoder_units=64, decoder_filters=8, silence_units=16,
+        TrainConfig(epochs=30, **_TRAINING),
+        **_FULL_HEIGHT_MODEL,
     ),
     # 8 kHz log-mel, 16 bands; 0.16 s windows (16 frames).
     "tiny": _preset(
