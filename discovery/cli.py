@@ -266,8 +266,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("inputs", nargs="+", metavar="INPUT")
     train.add_argument("--out", required=True, type=Path, metavar="DIR")
     train.add_argument("--preset", default="default",
-                       help="model and feature settings: default, seed-v4, tiny "
-                            "(default: %(default)s)")
+                       help="model and feature settings: default, birdsong, seed-v4, "
+                            "tiny (default: %(default)s)")
     train.add_argument("--epochs", type=int, metavar="N")
     train.add_argument("--batch-size", type=int, metavar="N")
     train.add_argument("--seed", type=int, metavar="N", help="makes the run deterministic")
@@ -285,7 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
         "export", help="export a model bundle as a TensorFlow SavedModel or .keras file",
         description="SavedModel: a serving signature embed(windows) -> {z_mean, silence}, "
                     "loadable with tf.saved_model.load without discovery installed.")
-    export.add_argument("model", type=Path, metavar="MODEL_DIR")
+    export.add_argument("model", metavar="MODEL", help=MODEL_HELP)
     export.add_argument("--out", required=True, type=Path, metavar="PATH")
     export.add_argument("--format", choices=("savedmodel", "keras"), default="savedmodel")
     export.set_defaults(run=_run_export)

@@ -15,8 +15,9 @@ Seeded; one command each:
     python scripts/train_default.py --model birdsong      # writes models/birdsong
     python scripts/train_default.py --epochs 2 --out /tmp/quick    # a quick check
 
-Training logs and checkpoints stay in `runs/train-<model>/`; only the bundle
-(`model.keras`, `config.json`, `MODEL_CARD.md`) is copied into `--out`.
+Training logs and checkpoints stay in `runs/train-<model>/` (`<out>-training/` when
+`--out` is given); only the bundle (`model.keras`, `config.json`, `MODEL_CARD.md`) is
+copied into `--out`.
 """
 
 from __future__ import annotations
@@ -46,7 +47,9 @@ def silence_scores(model, paths) -> dict:
     scores, truths, guesses = {}, [], []
     for path in paths:
         result = analyse(path, config)
-        truth, _ = silence_targets(path, result, config)
+        truth, from_annotation = silence_targets(path, result, config)
+        if not from_annotation:
+            raise SystemExit(f"{path}: no annotation beside it to score the detector")
         _, silence = model.embed(result.windows.values)
         guess = silence >= 0.5
         scores[Path(path).name] = balanced_accuracy_score(truth.astype(bool), guess)
@@ -86,14 +89,20 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", choices=sorted(MODELS), default="default")
     parser.add_argument("--out", type=Path, help="default: models/<model>")
-    parser.add_argument("--work", type=Path, help="default: runs/train-<model>")
+    parser.add_argument("--work", type=Path,
+                        help="default: runs/train-<model>, or <out>-training with --out")
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     out = (args.out or ROOT / "models" / args.model).resolve()
     # Relative to the repository's root (the working folder below), so the model card
     # names the copied songs portably.
-    work = args.work.resolve() if args.work else Path("runs", f"train-{args.model}")
+    if args.work:
+        work = args.work.resolve()
+    elif args.out:  # a trial run must not resume from, or overwrite, the real one
+        work = out.with_name(out.name + "-training")
+    else:
+        work = Path("runs", f"train-{args.model}")
     if not SHARED.is_dir():
         print(f"{SHARED}: the shared data is needed to train the shipped models",
               file=sys.stderr)
