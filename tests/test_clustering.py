@@ -346,7 +346,12 @@ def test_unit_table():
 
 
 @pytest.mark.parametrize("method", ["hdbscan", "kmeans"])
-def test_umap_reduction_recovers_blobs_and_places_new_points(blobs, rng, method):
+def test_umap_reduction_recovers_blobs_and_places_new_points(blobs, rng, method,
+                                                             monkeypatch):
+    from discovery import clustering
+
+    # Small batches, so that transforming the 400 rows outside the fit takes several.
+    monkeypatch.setattr(clustering, "TRANSFORM_BATCH", 64)
     x, y, centres = blobs
     clusterer = UnitClusterer(method=method, n_clusters=N_UNITS if method == "kmeans"
                               else None, max_fit_points=600).fit(x)
@@ -354,6 +359,8 @@ def test_umap_reduction_recovers_blobs_and_places_new_points(blobs, rng, method)
 
     assert isinstance(clusterer.reducer_, umap.UMAP)
     assert clusterer.reducer_.n_components == 10
+    # UMAP itself was fitted on the 600-window subsample only.
+    assert clusterer.reducer_.embedding_.shape == (600, 10)
     assert len(clusterer.fit_indices_) == (600 if method == "hdbscan" else len(x))
     assert clusterer.n_clusters_ == N_UNITS
     # Windows outside the UMAP fit were placed with transform, and still land right.

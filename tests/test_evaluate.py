@@ -135,3 +135,15 @@ def test_pairs_command_rejects_a_regex_that_does_not_match(tmp_path, capsys):
     assert code == 2
     message = capsys.readouterr().err.strip().splitlines()[-1]
     assert "label_regex" in message and "0_george_0.wav" in message
+
+
+def test_pairs_command_prints_every_mode_headline_first(tmp_path, capsys):
+    from discovery.cli import main
+
+    DATA = Path(__file__).resolve().parent.parent / "data"
+    assert main(["pairs", str(DATA / "fsdd"), "--label-regex", r"^\d_([a-z]+)_",
+                 "--pairs", "8", "--prefix-frames", "20", "--out", str(tmp_path)]) == 0
+    lines = [line for line in capsys.readouterr().err.splitlines() if "ROC-AUC" in line]
+    assert len(lines) == 8  # raw and latent x normalized, closed, open_end, prefix
+    assert lines[0].split()[:2] == ["raw", "normalized"]
+    assert lines[4].split()[:2] == ["latent", "normalized"]

@@ -96,3 +96,29 @@ def test_bad_arguments_exit_2(tmp_path, finch_song, capsys):
                  "kmeans", "--clusters", "1"]) == 2
     assert "n_clusters" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_reduction_option_reaches_the_clusterer(tmp_path, capsys):
+    from pathlib import Path
+
+    data = Path(__file__).resolve().parent.parent / "data"
+    out = tmp_path / "pca"
+    assert main(["run", str(data / "recordings"), "--out", str(out), "--reduction", "pca",
+                 "--method", "kmeans", "--clusters", "5", "--quiet"]) == 0
+    settings = json.loads((out / "run.json").read_text())["settings"]
+    assert settings["run"]["reduction"] == "pca"
+    with pytest.raises(SystemExit) as stopped:  # argparse rejects it, exit code 2
+        main(["run", str(data / "recordings"), "--out", str(tmp_path / "x"),
+              "--reduction", "tsne"])
+    assert stopped.value.code == 2 and "tsne" in capsys.readouterr().err
+
+
+def test_a_shipped_model_by_name(tmp_path, finch_song):
+    out = tmp_path / "finch"
+    assert main(["embed", str(finch_song), "--model", "birdsong", "--out", str(out),
+                 "--quiet"]) == 0
+    with np.load(out / "embeddings.npz") as arrays:
+        # The birdsong bundle's windows: 25 frames of 16 ms every 8 ms (0.208 s), one
+        # every 2 frames (16 ms); the default model's would be 0.335 s every 0.08 s.
+        assert np.allclose(arrays["end_s"] - arrays["start_s"], 0.208, atol=1e-6)
+        assert np.allclose(np.diff(arrays["start_s"][:5]), 0.016, atol=1e-6)
