@@ -298,6 +298,15 @@ class PipelineConfig(_Config):
         for name, cls in self._SECTIONS.items():
             if not isinstance(getattr(self, name), cls):
                 _fail(name, f"a {cls.__name__}", getattr(self, name))
+        # A hop between frames would be rounded to one silently (0.02 s over 8 ms
+        # frames gave 16 ms windows apart): ask for a whole number of frames instead.
+        frame_hop = self.features.hop_seconds
+        hops = self.windows.hop_seconds / frame_hop
+        if abs(hops - round(hops)) > 1e-6 or round(hops) < 1:
+            below = max(1, int(hops)) * frame_hop
+            _fail("windows.hop_seconds",
+                  f"a whole number of feature hops ({frame_hop:g} s), e.g. {below:g} or "
+                  f"{below + frame_hop:g}", self.windows.hop_seconds)
         frames = self.windows.window_length(self.features)
         if self.model.input_frames != frames:
             _fail("model.input_frames",

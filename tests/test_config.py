@@ -77,3 +77,14 @@ def test_invalid_values_name_the_setting_and_the_value(cls, name, value):
 def test_fmax_must_exceed_fmin():
     with pytest.raises(ParameterError, match="fmax"):
         FeatureConfig(fmin=4000, fmax=3000)
+
+
+def test_window_hop_must_be_whole_feature_frames():
+    from discovery.nn import get_preset
+
+    config = get_preset("birdsong")  # 8 ms feature hop
+    with pytest.raises(ParameterError, match=r"`windows.hop_seconds`: expected a whole "
+                                             r"number of feature hops \(0.008 s\), e.g. "
+                                             r"0.016 or 0.024, received 0.02"):
+        config.replace(windows=config.windows.replace(hop_seconds=0.02))
+    assert config.replace(windows=config.windows.replace(hop_seconds=0.024))
