@@ -1,8 +1,9 @@
 """Window embeddings -> units: reduce (UMAP or PCA), cluster (HDBSCAN or k-means), merge.
 
-    embeddings (n, D) ──> leave out silence ──> UMAP (or PCA) to ~10 dims ──> HDBSCAN / k-means
-    + silence (n,)         (labelled -1)         (skipped when D <= 10)           │
-                                                                                 v
+    embeddings (n, D) ──> leave out silence ──> UMAP / PCA to ~10 dims ──> HDBSCAN
+    + silence (n,)         (labelled -1)         (skipped when D <= 10)      or k-means
+                                                                                │
+                                                                                v
     labels (n,), probabilities (n,) ──> merge_units ──> occurrences ──> unit_table
 
 HDBSCAN (Campello, Moulavi and Sander 2013, "Density-based clustering based on
@@ -154,7 +155,8 @@ class UnitClusterer(ClusterMixin, BaseEstimator):
     """
 
     def __init__(self, *, method: str = "hdbscan", reduction: str = "umap",
-                 n_components: Optional[int] = 10, whiten: bool = False, n_clusters: Optional[int] = None,
+                 n_components: Optional[int] = 10, whiten: bool = False,
+                 n_clusters: Optional[int] = None,
                  k_range: tuple = (2, 20), min_cluster_size: Optional[int] = None,
                  min_samples: Optional[int] = None,
                  cluster_selection_method: str = "eom", silence_threshold: float = 0.5,

@@ -26,7 +26,7 @@ from typing import List, Optional, Sequence
 import numpy as np
 
 from discovery import annotations, bundle, files
-from discovery.clustering import MIN_WINDOWS, UnitClusterer, merge_units
+from discovery.clustering import MIN_WINDOWS, REDUCTIONS, UnitClusterer, merge_units
 from discovery.embed import RecordingEmbedding, combine, embed_recordings, resolve_model_dir
 from discovery.errors import ParameterError
 from discovery.evaluate import unit_scores
@@ -57,9 +57,9 @@ class RunConfig:
         if self.method not in ("hdbscan", "kmeans"):
             raise ParameterError(f"Invalid value for `method`: expected 'hdbscan' or "
                                  f"'kmeans', received {self.method!r}.")
-        if self.reduction not in ("umap", "pca"):
-            raise ParameterError(f"Invalid value for `reduction`: expected 'umap' or "
-                                 f"'pca', received {self.reduction!r}.")
+        if self.reduction not in REDUCTIONS:
+            raise ParameterError(f"Invalid value for `reduction`: expected one of "
+                                 f"{REDUCTIONS}, received {self.reduction!r}.")
 
 
 @dataclasses.dataclass

@@ -78,7 +78,8 @@ def evaluate_dataset(name: str, folder: Path, model_dir: Path, *, seed: int) -> 
                       for i, item in enumerate(items)]
             scores = unit_scores(scored)
             rows.append({"dataset": name, "representation": representation,
-                         "method": method, "reduction": reduction, "n_units": int(clusterer.n_clusters_),
+                         "method": method, "reduction": reduction,
+                         "n_units": int(clusterer.n_clusters_),
                          "seconds": seconds, "n_labels": n_labels,
                          "n_windows": int(len(values)), **scores})
     return rows

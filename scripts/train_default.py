@@ -82,7 +82,8 @@ def birdsong_data(work: Path) -> tuple:
     return [unlabelled], songs, note
 
 
-MODELS = {"default": ("default", default_data), "birdsong": ("birdsong", birdsong_data)}
+# Each shipped bundle is trained from the preset of its own name.
+MODELS = {"default": default_data, "birdsong": birdsong_data}
 
 
 def main(argv=None) -> int:
@@ -111,8 +112,8 @@ def main(argv=None) -> int:
     from discovery import bundle, training
     from discovery.nn import get_preset
 
-    preset, data = MODELS[args.model]
-    config = get_preset(preset)
+    data = MODELS[args.model]
+    config = get_preset(args.model)
     changes = {"seed": args.seed}
     if args.epochs is not None:
         changes["epochs"] = args.epochs

@@ -61,8 +61,8 @@ PRESETS: dict[str, PipelineConfig] = {
     ),
     # Songbirds: 32 kHz log-mel, 64 bands over 500 Hz-10 kHz (above the low-frequency
     # noise of aviary recordings), 16 ms / 8 ms frames; 0.2 s windows (25 frames) every
-    # 16 ms (2 frames), a few syllables of context. On the Bengalese finch songs 0.1 s windows
-    # and 0.32 s windows both clustered worse (docs/models.md).
+    # 16 ms (2 frames), a few syllables of context. On the Bengalese finch songs 0.1 s
+    # windows and 0.32 s windows both clustered worse (docs/models.md).
     "birdsong": _preset(
         FeatureConfig(sample_rate=32000, kind="logmel", frame_seconds=0.016,
                       hop_seconds=0.008, n_mels=64, fmin=500.0, fmax=10000.0),
