@@ -111,6 +111,46 @@ def unit_scores(recordings: Sequence[dict]) -> Dict[str, float]:
 # ---------------------------------------------------------------- Siamese pairs
 
 
+def silence_scores(model, paths: Sequence) -> Dict[str, float]:
+    """Balanced accuracy of a model's silence detector against annotations, per window.
+
+    A window is silence in truth when at most `window_sound_fraction` of it is
+    annotated sound (`dataset.silence_targets`); the detector says silence when
+    P(silence) >= 0.5.
+
+    Args:
+        model: a loaded bundle's `VAE` (carries `pipeline_config`).
+        paths: recordings, each with an annotation beside it.
+
+    Returns:
+        {recording file name: balanced accuracy, ..., "all": over every window}.
+
+    Raises:
+        ParameterError: a recording has no annotation beside it.
+    """
+    from pathlib import Path
+
+    from discovery.dataset import silence_targets
+    from discovery.recording import analyse
+
+    config = model.pipeline_config
+    scores, truths, guesses = {}, [], []
+    for path in paths:
+        result = analyse(path, config)
+        truth, from_annotation = silence_targets(path, result, config)
+        if not from_annotation:
+            raise ParameterError(f"{path}: no annotation beside it to score the silence "
+                                 "detector against.")
+        _, silence = model.embed(result.windows.values)
+        truths.append(truth.astype(bool))
+        guesses.append(silence >= 0.5)
+        scores[Path(path).name] = float(metrics.balanced_accuracy_score(truths[-1],
+                                                                        guesses[-1]))
+    scores["all"] = float(metrics.balanced_accuracy_score(np.concatenate(truths),
+                                                          np.concatenate(guesses)))
+    return scores
+
+
 def make_pairs(labels: Sequence, *, n_pairs: int, seed: int = 0) -> tuple:
     """Seeded, balanced duplicate and non-duplicate pairs of items.
 

@@ -29,34 +29,10 @@ import shutil
 import sys
 from pathlib import Path
 
-import numpy as np
-from sklearn.metrics import balanced_accuracy_score
-
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "data"
 # Relative to the repository's root, so the model card names the data portably.
 SHARED_RELATIVE = Path("..", "shared", "data")
-
-
-def silence_scores(model, paths) -> dict:
-    """Balanced accuracy of the model's silence detector per annotated recording."""
-    from discovery.dataset import silence_targets
-    from discovery.recording import analyse
-
-    config = model.pipeline_config
-    scores, truths, guesses = {}, [], []
-    for path in paths:
-        result = analyse(path, config)
-        truth, from_annotation = silence_targets(path, result, config)
-        if not from_annotation:
-            raise SystemExit(f"{path}: no annotation beside it to score the detector")
-        _, silence = model.embed(result.windows.values)
-        guess = silence >= 0.5
-        scores[Path(path).name] = balanced_accuracy_score(truth.astype(bool), guess)
-        truths.append(truth.astype(bool))
-        guesses.append(guess)
-    scores["all"] = balanced_accuracy_score(np.concatenate(truths), np.concatenate(guesses))
-    return scores
 
 
 def default_data(work: Path) -> tuple:
@@ -110,6 +86,7 @@ def main(argv=None) -> int:
         return 2
 
     from discovery import bundle, training
+    from discovery.evaluate import silence_scores
     from discovery.nn import get_preset
 
     data = MODELS[args.model]

@@ -147,3 +147,15 @@ def test_pairs_command_prints_every_mode_headline_first(tmp_path, capsys):
     assert len(lines) == 8  # raw and latent x normalized, closed, open_end, prefix
     assert lines[0].split()[:2] == ["raw", "normalized"]
     assert lines[4].split()[:2] == ["latent", "normalized"]
+
+
+def test_silence_scores_need_an_annotation_and_score_each_recording():
+    from discovery import bundle, embed
+
+    DATA = Path(__file__).resolve().parent.parent / "data"
+    model = bundle.load_model(embed.default_model_dir())
+    scores = evaluate.silence_scores(model, [DATA / "recordings" / "rec_01.wav"])
+    assert set(scores) == {"rec_01.wav", "all"} and scores["all"] == scores["rec_01.wav"]
+    assert 0.5 < scores["all"] <= 1.0
+    with pytest.raises(ParameterError, match="0_george_0.wav: no annotation"):
+        evaluate.silence_scores(model, [DATA / "fsdd" / "0_george_0.wav"])
