@@ -27,6 +27,9 @@ class Recording:
         frame_sound: (n_frames,) bool energy-based sound detection.
         window_sound_fraction: (n_windows,) fraction of each window that is sound.
         window_silence: (n_windows,) bool silence targets.
+        window_digital_silence: (n_windows,) bool, every real frame of the window is
+            digital silence (below `features.DIGITAL_SILENCE_DB`): nothing was
+            recorded there, whatever a model says.
     """
 
     path: str
@@ -35,6 +38,7 @@ class Recording:
     frame_sound: np.ndarray
     window_sound_fraction: np.ndarray
     window_silence: np.ndarray
+    window_digital_silence: np.ndarray
 
     def to_arrays(self) -> dict:
         """Arrays for an `.npz` file (see `discovery features`)."""
@@ -50,6 +54,7 @@ class Recording:
             "window_padded": self.windows.padded,
             "window_sound_fraction": self.window_sound_fraction,
             "window_silence": self.window_silence,
+            "window_digital_silence": self.window_digital_silence,
             "reference_db": np.float32(self.features.reference_db),
             "duration_s": np.float64(self.features.duration),
         }
@@ -71,9 +76,12 @@ def analyse(path, config: PipelineConfig,
         features = features_module.extract(path, config.features)
     windows = make_windows(features.values, config.features, config.windows,
                            n_samples=features.n_samples)
+    digital = features.digital_silence
     sound = silence.frame_sound(features.energy_db, frame_rate=config.features.frame_rate,
-                                config=config.silence)
+                                config=config.silence, digital_silence=digital)
     fraction = silence.window_sound_fraction(sound, windows.start_frame, windows.n_valid,
                                              windows.values.shape[1])
     return Recording(str(path), features, windows, sound, fraction,
-                     silence.window_silence(fraction, config.silence))
+                     silence.window_silence(fraction, config.silence),
+                     silence.window_digital_silence(digital, windows.start_frame,
+                                                    windows.n_valid))

@@ -9,11 +9,17 @@ through. Gaps shorter than `min_silence_seconds` are closed and sounds shorter t
 `min_sound_seconds` removed. A window is a silence target when at most
 `window_sound_fraction` of it is sound.
 
+Digital silence (frames below an absolute level, see `features.DIGITAL_SILENCE_DB`) is
+never sound, and takes no part in the floor and loud levels: a file of zeros has no
+sound, and zeros padding a recording do not move its thresholds.
+
 These targets train the model's silence detector where no annotation says otherwise.
 `scripts/score_silence.py` scores them against annotated recordings.
 """
 
 from __future__ import annotations
+
+from typing import Optional
 
 import numpy as np
 from scipy import ndimage
@@ -30,23 +36,30 @@ def thresholds(energy_db: np.ndarray, config: SilenceConfig) -> tuple:
             float(floor + config.high_threshold * span))
 
 
-def frame_sound(energy_db: np.ndarray, *, frame_rate: float,
-                config: SilenceConfig) -> np.ndarray:
+def frame_sound(energy_db: np.ndarray, *, frame_rate: float, config: SilenceConfig,
+                digital_silence: Optional[np.ndarray] = None) -> np.ndarray:
     """Which frames hold sound.
 
     Args:
         energy_db: (n_frames,) band-limited frame energy in dB.
         frame_rate: float > 0. Frames per second.
         config: thresholds and minimum durations.
+        digital_silence: (n_frames,) bool, frames that are never sound and are left
+            out of the thresholds (`features.Features.digital_silence`). Defaults to
+            None: none.
 
     Returns:
         (n_frames,) bool, True for sound.
     """
     energy_db = np.asarray(energy_db, dtype=np.float64)
-    if energy_db.size == 0:
-        return np.zeros(0, dtype=bool)
-    low, high = thresholds(energy_db, config)
-    segments, n_segments = ndimage.label(energy_db > low)
+    if digital_silence is None:
+        audible = np.ones(energy_db.shape, dtype=bool)
+    else:
+        audible = ~np.asarray(digital_silence, dtype=bool)
+    if not audible.any():
+        return np.zeros(energy_db.shape, dtype=bool)
+    low, high = thresholds(energy_db[audible], config)
+    segments, n_segments = ndimage.label((energy_db > low) & audible)
     keep = np.zeros(n_segments + 1, dtype=bool)
     keep[np.unique(segments[energy_db > high])] = True
     keep[0] = False
@@ -56,6 +69,8 @@ def frame_sound(energy_db: np.ndarray, *, frame_rate: float,
         # Pad so that closing does not erode sound touching the ends.
         padded = np.pad(sound, gap, mode="edge")
         sound = ndimage.binary_closing(padded, structure=np.ones(gap, bool))[gap:-gap]
+        # Closing must not bridge digital silence.
+        sound &= audible
     shortest = int(round(config.min_sound_seconds * frame_rate))
     if shortest > 1:
         sound = ndimage.binary_opening(sound, structure=np.ones(shortest, dtype=bool))
@@ -69,6 +84,24 @@ def window_sound_fraction(sound: np.ndarray, start_frame: np.ndarray,
     begin = np.minimum(start_frame, len(sound))
     end = np.minimum(start_frame + n_valid, len(sound))
     return ((cumulative[end] - cumulative[begin]) / window_length).astype(np.float32)
+
+
+def window_digital_silence(digital_silence: np.ndarray, start_frame: np.ndarray,
+                           n_valid: np.ndarray) -> np.ndarray:
+    """Which windows hold nothing but digital silence.
+
+    Args:
+        digital_silence: (n_frames,) bool per frame (`features.Features.digital_silence`).
+        start_frame: (n_windows,) first frame of each window.
+        n_valid: (n_windows,) real (unpadded) frames in each window.
+
+    Returns:
+        (n_windows,) bool, True when every real frame of the window is digital silence.
+    """
+    cumulative = np.concatenate([[0], np.cumsum(digital_silence, dtype=np.int64)])
+    begin = np.minimum(start_frame, len(digital_silence))
+    end = np.minimum(start_frame + n_valid, len(digital_silence))
+    return (cumulative[end] - cumulative[begin]) == end - begin
 
 
 def window_silence(fraction: np.ndarray, config: SilenceConfig) -> np.ndarray:

@@ -1,4 +1,6 @@
 import numpy as np
+import pytest
+import soundfile
 from sklearn.metrics import balanced_accuracy_score
 
 from discovery import annotations, audio, features, recording, silence
@@ -74,3 +76,79 @@ def test_band_limit_finds_finch_syllables_in_low_frequency_noise(finch_song):
     centres = result.features.frame_starts + config.features.frame_seconds / 2
     assert balanced_accuracy_score(truth.frame_labels(centres) != "",
                                    result.frame_sound) > 0.9
+
+
+def _analyse_samples(tmp_path, samples, name="clip.wav", rate=8000):
+    path = tmp_path / name
+    soundfile.write(path, samples, rate, subtype="FLOAT")
+    return recording.analyse(path, _config(sample_rate=rate))
+
+
+@pytest.mark.parametrize("level", [0.0, 1e-6])
+def test_digital_silence_is_never_sound(tmp_path, rng, level):
+    samples = (level * rng.standard_normal(8000 * 3)).astype(np.float32)
+    result = _analyse_samples(tmp_path, samples)
+    assert not result.frame_sound.any()
+    assert result.window_silence.all() and result.window_digital_silence.all()
+    assert np.all(result.features.values == 0.0)
+    arrays = result.to_arrays()
+    np.testing.assert_array_equal(arrays["window_digital_silence"],
+                                  result.window_digital_silence)
+
+
+def test_half_speech_half_zeros(tmp_path, annotated_recording):
+    speech, rate = soundfile.read(annotated_recording, dtype="float32", frames=8000 * 10)
+    alone = _analyse_samples(tmp_path, speech, "speech.wav")
+    half = _analyse_samples(tmp_path, np.concatenate([speech, np.zeros_like(speech)]),
+                            "half.wav")
+    n = len(alone.frame_sound)
+    # The zeros do not move the thresholds: the speech keeps its sound frames.
+    np.testing.assert_array_equal(half.frame_sound[:n], alone.frame_sound)
+    assert not half.frame_sound[n:].any()
+    windows = half.windows
+    # Windows of nothing but zeros are digital silence; windows with speech are not.
+    in_zeros = windows.start_frame * 80 >= len(speech)
+    np.testing.assert_array_equal(half.window_digital_silence, in_zeros)
+    assert half.window_silence[in_zeros].all()
+    n_windows = len(alone.windows) - 1
+    np.testing.assert_array_equal(half.window_silence[:n_windows],
+                                  alone.window_silence[:n_windows])
+
+
+def test_digital_silence_is_left_out_of_the_thresholds():
+    energy = np.full(300, -50.0)
+    energy[100:140] = 0.0
+    quiet = np.zeros(300, bool)
+    padded = np.concatenate([np.full(300, -100.0), energy])
+    silent = np.concatenate([np.ones(300, bool), quiet])
+    alone = silence.frame_sound(energy, frame_rate=100.0, config=SilenceConfig(),
+                                digital_silence=quiet)
+    with_zeros = silence.frame_sound(padded, frame_rate=100.0, config=SilenceConfig(),
+                                     digital_silence=silent)
+    np.testing.assert_array_equal(with_zeros, np.concatenate([quiet, alone]))
+    assert alone.sum() == 40
+    everything = silence.frame_sound(energy, frame_rate=100.0, config=SilenceConfig(),
+                                     digital_silence=np.ones(300, bool))
+    assert not everything.any()
+
+
+def test_closing_does_not_bridge_digital_silence():
+    energy = np.full(200, -60.0)
+    energy[50:100] = 0.0
+    energy[105:150] = 0.0
+    digital = np.zeros(200, bool)
+    digital[100:105] = True
+    config = SilenceConfig(min_silence_seconds=0.1)
+    bridged = silence.frame_sound(energy, frame_rate=100.0, config=config)
+    assert bridged[100:105].all()
+    kept = silence.frame_sound(energy, frame_rate=100.0, config=config,
+                               digital_silence=digital)
+    assert not kept[100:105].any() and kept[50:100].all() and kept[105:150].all()
+
+
+def test_window_digital_silence_counts_only_real_frames():
+    digital = np.zeros(30, bool)
+    digital[10:30] = True
+    result = silence.window_digital_silence(digital, np.array([0, 8, 10, 25]),
+                                            np.array([10, 10, 10, 5]))
+    np.testing.assert_array_equal(result, [False, False, True, True])
