@@ -28,7 +28,8 @@ from discovery.config import (
     TrainConfig,
     WindowConfig,
 )
-from discovery.errors import AudioError, DiscoveryError, ModelError, ParameterError
+from discovery.errors import (AudioError, AudioWarning, DiscoveryError, ModelError,
+                              ParameterError)
 from discovery.features import Features, compute, extract, iter_features
 from discovery.recording import Recording, analyse
 from discovery.windowing import Windows, frame_windows, make_windows

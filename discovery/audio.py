@@ -4,20 +4,27 @@ wav, flac, ogg and mp3 are read with soundfile (libsndfile); anything libsndfile
 open is handed to audioread (ffmpeg, GStreamer or Core Audio, whichever is installed).
 Long files are streamed in blocks: `stream` holds one block at a time, so memory does
 not grow with the length of the recording.
+
+A truncated file (a copy or a recording cut short) is read as far as it goes, with an
+`AudioWarning` naming the file and the length its header promised: libsndfile reports a
+truncated WAV as a shorter file without a word, so the RIFF header is checked too.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import struct
+import warnings
 from pathlib import Path
-from typing import Iterator, List, Sequence, Union
+from typing import Iterator, List, Optional, Sequence, Union
 
 import numpy as np
 import soundfile
 import soxr
 
-from discovery.errors import AudioError, ParameterError
+from discovery.config import MAX_SAMPLE_RATE
+from discovery.errors import AudioError, AudioWarning, ParameterError
 
 PathLike = Union[str, os.PathLike]
 
@@ -126,8 +133,50 @@ def _libsndfile_reason(error: Exception) -> str:
     return text.strip().rstrip(".") or type(error).__name__
 
 
+def _wav_header_frames(path: Path) -> Optional[int]:
+    """Sample frames the RIFF header of a WAV file promises, or None if it does not say.
+
+    libsndfile takes a data chunk that runs past the end of the file to be as long as
+    the file, so a truncated WAV looks complete to it; the header still says how long
+    it was meant to be.
+    """
+    with open(path, "rb") as handle:
+        riff = handle.read(12)
+        if len(riff) < 12 or riff[:4] not in (b"RIFF", b"RIFX") or riff[8:] != b"WAVE":
+            return None  # RF64, W64 and others: leave them to libsndfile
+        endian = "<" if riff[:4] == b"RIFF" else ">"
+        size = os.fstat(handle.fileno()).st_size
+        block_align = 0
+        position = 12
+        while position + 8 <= size:
+            handle.seek(position)
+            chunk, length = struct.unpack(endian + "4sI", handle.read(8))
+            if chunk == b"fmt ":
+                fmt = handle.read(min(length, 16))
+                if len(fmt) >= 14:
+                    block_align = struct.unpack(endian + "H", fmt[12:14])[0]
+            elif chunk == b"data":
+                # Writers that stream leave the size at 0 or 0xFFFFFFFF.
+                if not block_align or length in (0, 0xFFFFFFFF):
+                    return None
+                return length // block_align
+            position += 8 + length + (length & 1)
+    return None
+
+
+def _promised_frames(path: Path, handle: soundfile.SoundFile) -> int:
+    """The most sample frames the file's headers promise (0 if they do not say)."""
+    frames = handle.frames if 0 < handle.frames < 2**62 else 0
+    if handle.format in ("WAV", "WAVEX"):
+        frames = max(frames, _wav_header_frames(path) or 0)
+    return frames
+
+
 def _raw_blocks(path: Path, block_seconds: float) -> Iterator[tuple]:
-    """Yield (block (n, channels) float32, native sample rate) from the decoder."""
+    """Yield (block (n, channels) float32, native sample rate) from the decoder.
+
+    Warns (`AudioWarning`) when the file holds fewer samples than its header promises.
+    """
     try:
         handle = soundfile.SoundFile(str(path))
     except (soundfile.LibsndfileError, RuntimeError) as error:
@@ -135,10 +184,17 @@ def _raw_blocks(path: Path, block_seconds: float) -> Iterator[tuple]:
     if handle is not None:
         with handle:
             rate = handle.samplerate
+            promised = _promised_frames(path, handle)
+            decoded = 0
             block_size = max(1, int(block_seconds * rate))
             for block in handle.blocks(blocksize=block_size, dtype="float32",
                                        always_2d=True):
+                decoded += len(block)
                 yield block, rate
+        if decoded < promised:
+            warnings.warn(f"{path}: truncated: the header promises {promised / rate:.3f} s "
+                          f"({promised} samples) but the file holds {decoded / rate:.3f} s "
+                          f"({decoded} samples); reading what is there.", AudioWarning)
         return
     with _open_audioread(path, reason) as reader:
         rate, channels = reader.samplerate, reader.channels
@@ -157,7 +213,7 @@ def stream(path: PathLike, *, sample_rate: int,
 
     Args:
         path: an audio file.
-        sample_rate: int > 0. Output rate in Hz.
+        sample_rate: int in [1, `config.MAX_SAMPLE_RATE`]. Output rate in Hz.
         block_seconds: float > 0. Seconds of input decoded per block. Defaults to 30.
 
     Yields:
@@ -166,10 +222,16 @@ def stream(path: PathLike, *, sample_rate: int,
     Raises:
         AudioError: the file is missing, empty, not audio, holds no samples, or holds
             NaN or infinite samples.
+        ParameterError: `sample_rate` or `block_seconds` is invalid.
+
+    Warns:
+        AudioWarning: the file is truncated (it holds fewer samples than its header
+            says); what it holds is read.
     """
-    if isinstance(sample_rate, bool) or not isinstance(sample_rate, int) or sample_rate <= 0:
-        raise ParameterError(f"Invalid value for `sample_rate`: expected an integer > 0, "
-                             f"received {sample_rate!r}.")
+    if isinstance(sample_rate, bool) or not isinstance(sample_rate, int) or not (
+            1 <= sample_rate <= MAX_SAMPLE_RATE):
+        raise ParameterError(f"Invalid value for `sample_rate`: expected an integer in "
+                             f"[1, {MAX_SAMPLE_RATE}], received {sample_rate!r}.")
     if not block_seconds > 0:
         raise ParameterError(f"Invalid value for `block_seconds`: expected a number > 0, "
                              f"received {block_seconds!r}.")
@@ -211,5 +273,9 @@ def load(path: PathLike, *, sample_rate: int) -> np.ndarray:
 
     Returns:
         (n_samples,) float32 array.
+
+    Raises:
+        AudioError: the file cannot be read (see `stream`).
+        ParameterError: `sample_rate` is invalid.
     """
     return np.concatenate(list(stream(path, sample_rate=sample_rate)))

@@ -20,3 +20,7 @@ class AudioError(DiscoveryError, ValueError):
 
 class ModelError(DiscoveryError, ValueError):
     """A model bundle is missing, incomplete, or does not match the data."""
+
+
+class AudioWarning(UserWarning):
+    """An audio file was read, but not all that its header promises (e.g. it is truncated)."""

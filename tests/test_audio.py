@@ -1,3 +1,5 @@
+import warnings
+
 import numpy as np
 import pytest
 import soundfile
@@ -13,7 +15,9 @@ def test_reads_every_format(tmp_path, digit_clip, extension, subtype):
     original, rate = soundfile.read(digit_clip, dtype="float32")
     path = tmp_path / f"clip.{extension}"
     soundfile.write(path, original, rate, subtype=subtype)
-    samples = audio.load(path, sample_rate=rate)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", audio.AudioWarning)  # complete: no warning
+        samples = audio.load(path, sample_rate=rate)
     assert samples.dtype == np.float32 and samples.ndim == 1
     # Lossy codecs pad and delay a little; the content must still match.
     assert abs(len(samples) - len(original)) <= 0.1 * rate
@@ -103,7 +107,44 @@ def test_errors_are_value_errors(tmp_path):
         audio.load(tmp_path / "missing.wav", sample_rate=8000)
 
 
-@pytest.mark.parametrize("rate", [0, -8000, 8000.5, True])
+@pytest.mark.parametrize("rate", [0, -8000, 8000.5, True, 384_001, 10**12])
 def test_invalid_sample_rate(digit_clip, rate):
-    with pytest.raises(ParameterError, match="sample_rate"):
+    with pytest.raises(ParameterError, match=rf"`sample_rate`: expected an integer in "
+                                             rf"\[1, 384000\], received {rate!r}\."):
         audio.load(digit_clip, sample_rate=rate)
+
+
+def _truncated(tmp_path, subtype, keep_seconds):
+    """A 10 s 8 kHz WAV whose bytes stop `keep_seconds` into the data."""
+    path = tmp_path / "truncated.wav"
+    samples = np.sin(np.arange(80_000) * 0.05).astype(np.float32) * 0.5
+    soundfile.write(path, samples, 8000, subtype=subtype)
+    data = path.read_bytes()
+    header = data.index(b"data") + 8
+    width = len(data[header:]) // 80_000
+    path.write_bytes(data[:header + int(keep_seconds * 8000) * width])
+    return path, samples
+
+
+@pytest.mark.parametrize("subtype", ["PCM_16", "PCM_24", "FLOAT"])
+def test_truncated_wav_is_read_with_a_warning(tmp_path, subtype):
+    path, samples = _truncated(tmp_path, subtype, 0.06)
+    with pytest.warns(audio.AudioWarning, match=r"truncated.wav: truncated: the header "
+                      r"promises 10.000 s \(80000 samples\) but the file holds 0.060 s "
+                      r"\(480 samples\)") as record:
+        read = audio.load(path, sample_rate=8000)
+    messages = [str(w.message) for w in record if w.category is audio.AudioWarning]
+    assert len(messages) == 1 and "\n" not in messages[0]
+    np.testing.assert_allclose(read, samples[:480], atol=1e-4)
+
+
+def test_a_wav_written_as_a_stream_is_not_truncated(tmp_path, digit_clip):
+    # Writers that stream leave the data size unset (0xFFFFFFFF): nothing is promised.
+    path = tmp_path / "streamed.wav"
+    data = bytearray(digit_clip.read_bytes())
+    size = data.index(b"data") + 4
+    data[size:size + 4] = b"\xff\xff\xff\xff"
+    path.write_bytes(bytes(data))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", audio.AudioWarning)
+        assert len(audio.load(path, sample_rate=8000)) == audio.info(digit_clip).n_samples
