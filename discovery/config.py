@@ -9,7 +9,10 @@ Each stage of the pipeline reads one config:
     TrainConfig    -> training.py   (optimiser, loss weights, epochs)
 
 `PipelineConfig` bundles them; `PipelineConfig.to_json()`/`from_json()` round-trip
-exactly, and an unknown key or a bad value raises `ParameterError` naming it.
+exactly, and an unknown key or a bad value raises `ParameterError` naming it. Every
+setting is checked for type (a bool is not a number; NaN and infinity are refused) and
+every size has an upper bound (the `MAX_*` constants), so a typo in a config file is an
+error rather than an attempt to allocate terabytes.
 """
 
 from __future__ import annotations
@@ -23,6 +26,30 @@ from discovery.errors import ParameterError
 
 FEATURE_KINDS = ("logmel", "spectrogram")
 
+# Upper bounds of the size settings: generous for any real use, small enough that a
+# typo (an extra zero, a rate in mHz) is refused before numpy tries to allocate it.
+# Sample rate, in Hz: the highest rate of common audio interfaces and bat detectors.
+MAX_SAMPLE_RATE = 384_000
+# FFT size and frame length, in samples: 4.1 s at 16 kHz, 0.17 s at 384 kHz.
+MAX_FFT_SIZE = 65_536
+# Mel bands: far more than a spectrogram resolves usefully (speech uses 20-128).
+MAX_MELS = 512
+# Feature dynamic range, in dB: 24-bit audio spans 144 dB and power is floored at
+# -100 dB before normalising, so a wider range only adds empty values.
+MAX_DYNAMIC_RANGE_DB = 200.0
+# Window length and window hop, in seconds, and window length in feature frames (one
+# minute at a 10 ms hop is 6000 frames).
+MAX_WINDOW_SECONDS = 60.0
+MAX_WINDOW_FRAMES = 10_000
+# Model layer sizes (filters, units, latent dimensions) and each side of the kernel.
+MAX_LAYER_SIZE = 4096
+MAX_KERNEL_SIZE = 1024
+# Epochs, patience and warm-up, and windows per batch.
+MAX_EPOCHS = 100_000
+MAX_BATCH_SIZE = 65_536
+# Seeds must fit numpy's 32-bit seed.
+MAX_SEED = 2**32 - 1
+
 
 def _fail(name: str, expected: str, value: Any) -> None:
     raise ParameterError(
@@ -30,12 +57,20 @@ def _fail(name: str, expected: str, value: Any) -> None:
     )
 
 
-def _check_positive(name: str, value: Any, *, integer: bool = False) -> None:
-    kind = int if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kind) or not value > 0:
-        _fail(name, "an integer > 0" if integer else "a number > 0", value)
-    if not integer and not math.isfinite(value):
-        _fail(name, "a finite number > 0", value)
+def _check_integer(name: str, value: Any, low: int, high: int) -> None:
+    """An int (not a bool) in [low, high]."""
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        _fail(name, f"an integer in [{low}, {high}]", value)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_positive(name: str, value: Any, high: float, note: str = "") -> None:
+    """A number (not a bool) in (0, high]; NaN and infinity fail the comparisons."""
+    if not _is_number(value) or not 0 < value <= high:
+        _fail(name, f"a number in (0, {high:g}]{note}", value)
 
 
 def _check_range(name: str, value: Any, low: float, high: float) -> None:
@@ -97,32 +132,32 @@ class FeatureConfig(_Config):
     fmin: float = 0.0
     fmax: Optional[float] = None
     # Normalised features span this many dB below the recording's reference level
-    # (its 99th percentile); quieter cells are clipped to 0, the reference maps to 1.
+    # (a high percentile of its frames' peak level); quieter cells are clipped to 0,
+    # the reference maps to 1.
     dynamic_range_db: float = 80.0
 
     def __post_init__(self):
-        _check_positive("sample_rate", self.sample_rate, integer=True)
-        if self.kind not in FEATURE_KINDS:
+        _check_integer("sample_rate", self.sample_rate, 1, MAX_SAMPLE_RATE)
+        if not isinstance(self.kind, str) or self.kind not in FEATURE_KINDS:
             _fail("kind", f"one of {list(FEATURE_KINDS)}", self.kind)
-        _check_positive("frame_seconds", self.frame_seconds)
-        _check_positive("hop_seconds", self.hop_seconds)
+        # Frame and hop lengths are bounded in samples, where the memory goes.
+        for name in ("frame_seconds", "hop_seconds"):
+            _check_positive(name, getattr(self, name), MAX_FFT_SIZE / self.sample_rate,
+                            f" (at most {MAX_FFT_SIZE} samples at {self.sample_rate} Hz)")
         if self.frame_length < 2:
             _fail("frame_seconds", "at least 2 samples at sample_rate", self.frame_seconds)
         if self.hop_length < 1:
             _fail("hop_seconds", "at least 1 sample at sample_rate", self.hop_seconds)
         if self.n_fft is not None:
-            _check_positive("n_fft", self.n_fft, integer=True)
-            if self.n_fft < self.frame_length:
-                _fail("n_fft", f"an integer >= the frame length ({self.frame_length})",
-                      self.n_fft)
-        _check_positive("n_mels", self.n_mels, integer=True)
+            _check_integer("n_fft", self.n_fft, self.frame_length, MAX_FFT_SIZE)
+        _check_integer("n_mels", self.n_mels, 1, MAX_MELS)
         nyquist = self.sample_rate / 2
         _check_range("fmin", self.fmin, 0.0, nyquist)
         if self.fmax is not None:
             _check_range("fmax", self.fmax, 0.0, nyquist)
             if self.fmax <= self.fmin:
                 _fail("fmax", f"a frequency > fmin ({self.fmin} Hz)", self.fmax)
-        _check_positive("dynamic_range_db", self.dynamic_range_db)
+        _check_positive("dynamic_range_db", self.dynamic_range_db, MAX_DYNAMIC_RANGE_DB)
 
     @property
     def frame_length(self) -> int:
@@ -161,8 +196,8 @@ class WindowConfig(_Config):
     hop_seconds: float = 0.08
 
     def __post_init__(self):
-        _check_positive("window_seconds", self.window_seconds)
-        _check_positive("hop_seconds", self.hop_seconds)
+        _check_positive("window_seconds", self.window_seconds, MAX_WINDOW_SECONDS)
+        _check_positive("hop_seconds", self.hop_seconds, MAX_WINDOW_SECONDS)
 
     def window_length(self, features: FeatureConfig) -> int:
         """Window length in feature frames (at least 1)."""
@@ -230,16 +265,19 @@ class ModelConfig(_Config):
     seed: int = 0
 
     def __post_init__(self):
-        for name in ("input_frames", "input_features", "conv_filters", "bilstm_units",
-                     "lstm_units", "latent_dim", "decoder_units", "decoder_filters",
-                     "silence_units"):
-            _check_positive(name, getattr(self, name), integer=True)
+        # The most features is the linear spectrogram of the largest FFT.
+        _check_integer("input_frames", self.input_frames, 1, MAX_WINDOW_FRAMES)
+        _check_integer("input_features", self.input_features, 1, MAX_FFT_SIZE // 2 + 1)
+        for name in ("conv_filters", "bilstm_units", "lstm_units", "latent_dim",
+                     "decoder_units", "decoder_filters", "silence_units"):
+            _check_integer(name, getattr(self, name), 1, MAX_LAYER_SIZE)
         kernel = self.conv_kernel
-        if (not isinstance(kernel, tuple) or len(kernel) != 2
-                or not all(isinstance(k, int) and k > 0 for k in kernel)):
-            _fail("conv_kernel", "two integers > 0 (frames, features)", kernel)
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
-            _fail("seed", "an integer", self.seed)
+        if (not isinstance(kernel, tuple) or len(kernel) != 2 or not all(
+                isinstance(k, int) and not isinstance(k, bool) and 1 <= k <= MAX_KERNEL_SIZE
+                for k in kernel)):
+            _fail("conv_kernel", f"two integers in [1, {MAX_KERNEL_SIZE}] (frames, "
+                  "features)", kernel)
+        _check_integer("seed", self.seed, 0, MAX_SEED)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -262,18 +300,16 @@ class TrainConfig(_Config):
     seed: int = 0
 
     def __post_init__(self):
-        _check_positive("epochs", self.epochs, integer=True)
-        _check_positive("batch_size", self.batch_size, integer=True)
-        _check_positive("learning_rate", self.learning_rate)
+        _check_integer("epochs", self.epochs, 1, MAX_EPOCHS)
+        _check_integer("batch_size", self.batch_size, 1, MAX_BATCH_SIZE)
+        # Adam diverges long before a step of 1.
+        _check_positive("learning_rate", self.learning_rate, 1.0)
         _check_range("beta", self.beta, 0.0, 1e6)
-        if isinstance(self.beta_warmup_epochs, bool) or not isinstance(
-                self.beta_warmup_epochs, int) or self.beta_warmup_epochs < 0:
-            _fail("beta_warmup_epochs", "an integer >= 0", self.beta_warmup_epochs)
+        _check_integer("beta_warmup_epochs", self.beta_warmup_epochs, 0, MAX_EPOCHS)
         _check_range("silence_weight", self.silence_weight, 0.0, 1e6)
         _check_range("validation_fraction", self.validation_fraction, 0.0, 0.9)
-        _check_positive("patience", self.patience, integer=True)
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
-            _fail("seed", "an integer", self.seed)
+        _check_integer("patience", self.patience, 1, MAX_EPOCHS)
+        _check_integer("seed", self.seed, 0, MAX_SEED)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -308,6 +344,10 @@ class PipelineConfig(_Config):
                   f"a whole number of feature hops ({frame_hop:g} s), e.g. {below:g} or "
                   f"{below + frame_hop:g}", self.windows.hop_seconds)
         frames = self.windows.window_length(self.features)
+        if frames > MAX_WINDOW_FRAMES:
+            _fail("windows.window_seconds", f"at most {MAX_WINDOW_FRAMES} feature frames "
+                  f"({MAX_WINDOW_FRAMES * frame_hop:g} s at a {frame_hop:g} s hop)",
+                  self.windows.window_seconds)
         if self.model.input_frames != frames:
             _fail("model.input_frames",
                   f"the window length in frames ({frames})", self.model.input_frames)
