@@ -3,6 +3,8 @@
 Shapes are chosen so that few kernels compile (each padded shape compiles once).
 """
 
+import re
+
 import numpy as np
 import pytest
 
@@ -346,3 +348,113 @@ def test_rejects_invalid_batch_size_and_workers():
         pairwise_distances(xs, batch_size=0)
     with pytest.raises(ParameterError, match="`n_workers`"):
         pairwise_distances(xs, n_workers=0)
+
+
+# --- hardening: non-finite values, any magnitude, data far from the origin ------------
+
+# 4 and 5 straddle the switch from frame differences to a matrix product on a CPU.
+DIMS = [1, 4, 5, 13, 128]
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _pairs(rng, dims, *, scale=1.0, offset=0.0):
+    """Two float64 pairs of 12-frame sequences (one kernel shape per `dims`)."""
+    x = rng.standard_normal((2, 12, dims)) * scale + offset
+    y = rng.standard_normal((2, 12, dims)) * scale + offset
+    return x, y
+
+
+@pytest.mark.parametrize("dims", DIMS)
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+def test_non_finite_values_raise_at_any_dims(rng, dims, value):
+    x, y = _pairs(rng, dims)
+    shown = re.escape(str(value))  # nan, inf, -inf
+    bad_x = x.copy()
+    bad_x[1, 7, dims - 1] = value
+    message = rf"^Invalid value for `x`: expected finite values, received {shown} at pair 1, frame"
+    with pytest.raises(ParameterError, match=message + r" 7\.$"):
+        dtw_distance(bad_x, y)
+    # The first frame of the first pair is in the centre's sample: with D > 4 it used to
+    # turn every cost into NaN, snapped to 0, and give a finite distance.
+    bad_y = y.astype(np.float32)
+    bad_y[0, 0, 0] = value
+    with pytest.raises(ParameterError, match=rf"`y`: .*received {shown} at pair 0, frame 0\."):
+        dtw_distance(x.astype(np.float32), bad_y)
+    with pytest.raises(ParameterError, match=rf"`X\[1\]`: .*received {shown} at frame 7\."):
+        pairwise_distances(list(bad_x))
+    with pytest.raises(ParameterError, match=rf"`Y\[0\]`: .*received {shown} at frame 0\."):
+        pairwise_distances(list(x), list(bad_y))
+    with pytest.raises(ParameterError, match=rf"`x`: .*received {shown} at frame 7\."):
+        dtw_path(bad_x[1], y[1])
+    with pytest.raises(ParameterError, match=rf"`y`: .*received {shown} at frame 0\."):
+        dtw_path(x[0], bad_y[0])
+
+
+@pytest.mark.parametrize("dims", [4, 13])
+def test_padding_is_not_checked_but_true_frames_are(rng, dims):
+    x, y = _pairs(rng, dims)
+    x_len, y_len = np.array([12, 5]), np.array([3, 12])
+    expected = reference_batch(x, y, x_len, y_len)
+    results = []
+    for fill in (0.0, np.nan, np.inf, 1e30, 1e300):  # 1e300 overflows float32
+        x[1, 5:], y[0, 3:] = fill, -fill
+        results.append(dtw_distance(x, y, x_lengths=x_len, y_lengths=y_len))
+        np.testing.assert_allclose(results[-1], expected, rtol=1e-5)
+    for result in results[1:]:
+        np.testing.assert_array_equal(result, results[0])
+    x[1, 4, 0] = np.nan  # the last true frame
+    with pytest.raises(ParameterError, match=r"`x`: .*received nan at pair 1, frame 4\."):
+        dtw_distance(x, y, x_lengths=x_len, y_lengths=y_len)
+
+
+# From the smallest to beyond where squares overflowed float32 (about 1e19 at D = 13,
+# 1e18 at D = 128); 2^32 is the last magnitude computed unscaled, 2^33 the first scaled.
+MAGNITUDES = [2.0**-100, 1e-20, 2.0**32, 2.0**33, 1e18, 1e20, 1e30]
+
+
+@pytest.mark.parametrize("dims", DIMS)
+@pytest.mark.parametrize("magnitude", MAGNITUDES)
+def test_any_magnitude_gives_exact_distances(rng, dims, magnitude):
+    x, y = _pairs(rng, dims, scale=magnitude)
+    expected = reference_batch(x, y, [12, 12], [12, 12])
+    np.testing.assert_allclose(dtw_distance(x, y), expected, rtol=1e-5)
+    x32, y32 = x.astype(np.float32), y.astype(np.float32)
+    expected32 = reference_batch(x32, y32, [12, 12], [12, 12], normalized=True)
+    np.testing.assert_allclose(dtw_distance(x32, y32, normalized=True), expected32, rtol=1e-5)
+    np.testing.assert_allclose(pairwise_distances(list(x), list(y)).diagonal(), expected, rtol=1e-5)
+    assert dtw_path(x[0], y[0])[0] == pytest.approx(expected[0], rel=1e-12)
+
+
+@pytest.mark.parametrize("dims", DIMS)
+def test_distances_beyond_float32_raise(dims):
+    def pair(distance):
+        # One frame each, opposite corners: distance = 2 v sqrt(D).
+        value = distance / (2 * np.sqrt(dims))
+        return np.full((1, 1, dims), value), np.full((1, 1, dims), -value)
+
+    x, y = pair(0.9 * FLOAT32_MAX)
+    assert dtw_distance(x, y)[0] == pytest.approx(0.9 * FLOAT32_MAX, rel=1e-6)
+    assert pairwise_distances(list(x), list(y))[0, 0] == pytest.approx(0.9 * FLOAT32_MAX, rel=1e-6)
+    x, y = pair(1.1 * FLOAT32_MAX)
+    message = r"`x` and `y`: expected .* below the float32 maximum \(3\.4e\+38\), received values"
+    with pytest.raises(ParameterError, match=message + r" up to .* pair 0 overflows\.$"):
+        dtw_distance(x, y)
+    with pytest.raises(ParameterError, match=r"`X` and `Y`: .*float32 maximum.*entry \(0, 0\)"):
+        pairwise_distances(list(x), list(y))
+    assert dtw_path(x[0], y[0])[0] == pytest.approx(1.1 * FLOAT32_MAX, rel=1e-12)  # float64
+    value = 1e308 / np.sqrt(dims)  # distance 2e308
+    with pytest.raises(ParameterError, match=r"`x` and `y`: .*float64 maximum \(1\.8e\+308\)"):
+        dtw_path(np.full((1, dims), value), np.full((1, dims), -value))
+
+
+@pytest.mark.parametrize("dims", [2, 13, 64])
+def test_float64_far_from_origin_keeps_its_precision(rng, dims):
+    # Cast to float32 first, 1e6 + N(0, 1) kept steps of 0.06 (0.2 % off at D = 2).
+    x = 1e6 + rng.standard_normal((3, 30, dims))
+    y = 1e6 + rng.standard_normal((3, 25, dims))
+    expected = reference_batch(x, y, [30] * 3, [25] * 3)
+    np.testing.assert_allclose(dtw_distance(x, y), expected, rtol=1e-5)
+    np.testing.assert_allclose(pairwise_distances(list(x), list(y)).diagonal(), expected, rtol=1e-5)
+    self_distance = pairwise_distances(list(x))[0, 1]
+    np.testing.assert_allclose(self_distance, reference_dtw(x[0], x[1]), rtol=1e-5)
+    assert dtw_path(x[0], y[0])[0] == pytest.approx(expected[0], rel=1e-9)
