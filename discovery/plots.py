@@ -400,7 +400,8 @@ def recording_overview(features: np.ndarray, *, frame_hop_s: float, duration_s: 
     enough to read; a recording no longer than one row fills the width.
 
     Args:
-        features: (n_frames, n_features) float in [0, 1], from time 0.
+        features: (n_frames, n_features) float in [0, 1], from time 0; only the frames
+            of the first `max_seconds` are drawn, so they are all it needs.
         frame_hop_s: float > 0. Seconds between frame starts.
         duration_s: float > 0. Length of the recording in seconds.
         start_s, end_s, units: (n,) occurrence bounds (seconds) and units.

@@ -9,9 +9,16 @@ scores against annotations, settings and timings.
 
 Limits that keep the file small (a few MB for the sample data): galleries show at
 most `max_examples` occurrences of at most `max_gallery_units` units; snippets last at
-most `max_snippet_s` seconds at no more than 16 kHz; timelines are drawn for the first
+most `max_snippet_s` seconds at no more than 16 kHz, images their first
+`GALLERY_MAX_IMAGE_S` seconds; timelines are drawn for the first
 `max_timelines` recordings and their first `timeline_seconds` seconds; the map uses
 at most `max_map_points` windows. The page says so wherever one of these cuts.
+
+Memory does not grow with the audio: `RecordingInfo` holds no features, and the
+report reads from each file only the spans it draws (a gallery card's occurrence and
+snippet, a timeline's first seconds), recomputing their features with the recording's
+own settings and reference level (`features.band_power`, `to_db`, `normalize`), so
+they equal the features the model saw. What it keeps is bounded by the limits above.
 
 Every writer writes to a temporary file and renames it (`discovery.files`), so an
 interrupted run never leaves a half-written output under its final name.
@@ -21,6 +28,7 @@ from __future__ import annotations
 
 import base64
 import datetime
+import functools
 import html
 import io
 import math
@@ -32,7 +40,8 @@ import numpy as np
 import soundfile
 import soxr
 
-from discovery import __version__, plots
+from discovery import __version__, features, plots
+from discovery.config import FeatureConfig, feature_count
 from discovery.errors import ParameterError
 from discovery.files import write_text
 from discovery.results import DiscoveryResult, RecordingInfo, occurrence_rows, validated
@@ -49,6 +58,11 @@ GALLERY_PX_PER_S = 200
 TIMELINE_ROW_SECONDS = 20.0
 # Fade in and out, in seconds, so cut snippets do not click.
 SNIPPET_FADE_S = 0.005
+# Gallery images show at most this many seconds of an occurrence: its start.
+GALLERY_MAX_IMAGE_S = 10.0
+# Audio read either side of frames whose features are recomputed, in seconds: the
+# resampler's filter settles within it, so the frames equal the whole file's.
+FEATURE_CONTEXT_S = 0.05
 
 
 # ---------------------------------------------------------------------------------
@@ -141,6 +155,18 @@ def _covered_seconds(files: np.ndarray, starts: np.ndarray, ends: np.ndarray) ->
     return total
 
 
+def _digital_silence_note(recordings: List[RecordingInfo], max_names: int = 20) -> str:
+    """A note naming the digitally silent recordings (the first `max_names`), or ''."""
+    silent = [_name(r) for r in recordings if r.digital_silence]
+    if not silent:
+        return ""
+    names = ", ".join(silent[:max_names])
+    if len(silent) > max_names:
+        names += f" and {len(silent) - max_names:,} more"
+    return (f'<p class="note">{len(silent):,} recording(s) are digitally silent (no sound '
+            f'at all): {_escape(names)}; they hold no units.</p>')
+
+
 def _summary(result: DiscoveryResult, limits: _Limits) -> str:
     silent = result.silence >= limits.silence_threshold
     noise = (result.unit < 0) & ~silent
@@ -167,6 +193,7 @@ def _summary(result: DiscoveryResult, limits: _Limits) -> str:
         body += ('<p class="note">No units were found: every window was classed as '
                  'silence or noise. Try a lower minimum cluster size, a different '
                  'clustering method or a model trained on recordings like these.</p>')
+    body += _digital_silence_note(result.recordings)
     note = (f"A window is silent when its P(silence) is at least {limits.silence_threshold:g}; "
             "noise "
             "windows are not silent but belong to no unit. Time inside units is the share of "
@@ -279,39 +306,128 @@ def _unit_table(result: DiscoveryResult, colors: list) -> str:
 
 # -- galleries --------------------------------------------------------------------
 
-def _feature_slice(recording: RecordingInfo, start_s: float, end_s: float) -> np.ndarray:
-    """The recording's feature frames that start within [start_s, end_s)."""
-    hop = recording.frame_hop_s
-    first = max(0, int(math.floor(start_s / hop)))
-    last = min(len(recording.features), max(first + 1, int(math.ceil(end_s / hop))))
-    return np.asarray(recording.features[first:last])
+@dataclass(frozen=True)
+class _Span:
+    """Part of a file: mono float32 samples at the file's own rate, from sample `first`."""
+
+    samples: np.ndarray
+    sample_rate: int
+    first: int
+
+    def cut(self, start_s: float, end_s: float) -> np.ndarray:
+        """The samples of [start_s, end_s) held in the span."""
+        low = max(0, int(round(start_s * self.sample_rate)) - self.first)
+        high = max(low, int(round(end_s * self.sample_rate)) - self.first)
+        return self.samples[low:high]
 
 
-def _audio_snippet(path: str, start_s: float, end_s: float, *, padding_s: float,
-                   max_seconds: float) -> Optional[bytes]:
-    """A short WAV (16-bit, mono, <= 16 kHz, peak-normalised) cut from the file.
+def _read_span(path: str, start_s: float, end_s: float, *,
+               feature_rate: int) -> Optional[_Span]:
+    """Read [start_s, end_s) of an audio file, and nothing else of it.
 
-    Returns None when the file cannot be read: the report still shows the image.
+    Seeks and reads with soundfile, averages channels as `audio.stream` does, and
+    starts early, at the last instant up to `start_s` that falls on a sample of both
+    the file's rate and `feature_rate` (every 1 / gcd(rates) s), so the span resampled
+    to `feature_rate` lands on the same samples as the whole file resampled.
+
+    Returns:
+        The span (cut short at the end of the file), or None when libsndfile cannot
+        read the file: the report then shows no features and no audio for it.
     """
     try:
         with soundfile.SoundFile(path) as handle:
             rate = handle.samplerate
-            first = max(0, int((start_s - padding_s) * rate))
-            last = min(handle.frames, int((end_s + padding_s) * rate),
-                       first + int(max_seconds * rate))
-            if last <= first:
-                return None
+            step = rate // math.gcd(rate, feature_rate)
+            first = max(0, int(math.floor(start_s * rate + 1e-6)) // step * step)
+            last = int(math.ceil(end_s * rate - 1e-6))
+            if 0 < handle.frames < 2 ** 62:
+                # Some mp3 headers carry no length; elsewhere stop at the end.
+                first, last = min(first, handle.frames), min(last, handle.frames)
             handle.seek(first)
-            samples = handle.read(last - first, dtype="float32", always_2d=True)
+            block = handle.read(max(0, last - first), dtype="float32", always_2d=True)
     except (soundfile.LibsndfileError, RuntimeError, OSError):
         return None
-    mono = samples.mean(axis=1)
+    mono = block.mean(axis=1, dtype=np.float32) if block.shape[1] > 1 else block[:, 0]
+    return _Span(np.ascontiguousarray(mono), rate, first)
+
+
+@functools.lru_cache(maxsize=8)
+def _band_filters(config: FeatureConfig) -> Optional[np.ndarray]:
+    return features.band_filters(config)
+
+
+def _feature_frames(config: FeatureConfig, start_s: float, end_s: float) -> Tuple[int, int]:
+    """(first, last): the frames that start within [start_s, end_s), at least one."""
+    hop_s = config.hop_length / config.sample_rate
+    first = max(0, int(math.ceil(start_s / hop_s - 1e-6)))
+    return first, max(first + 1, int(math.ceil(end_s / hop_s - 1e-6)))
+
+
+def _frames_reach(config: FeatureConfig, first: int, last: int) -> Tuple[float, float]:
+    """The seconds of audio frames [first, last) cover, with resampling context either side."""
+    frame_start_s = first * config.hop_length / config.sample_rate
+    frame_end_s = ((last - 1) * config.hop_length + config.frame_length) / config.sample_rate
+    return max(0.0, frame_start_s - FEATURE_CONTEXT_S), frame_end_s + FEATURE_CONTEXT_S
+
+
+def _span_features(span: Optional[_Span], recording: RecordingInfo, first: int,
+                   last: int) -> np.ndarray:
+    """Normalised features of frames [first, last) of a recording, from a span of it.
+
+    The span must reach `_frames_reach` of those frames; inside the file they equal
+    the rows of the whole file's features (`features.extract`) up to float error,
+    since they are normalised with the recording's own reference level.
+
+    Returns:
+        (n, n_features) float32 in [0, 1], n <= last - first (fewer at the end of the
+        file); none when `span` is None.
+    """
+    config = recording.feature_config
+    n_features = feature_count(config)
+    if span is None or recording.digital_silence:
+        # A digitally silent file is all 0, as its features are: nothing to frame.
+        n = 0 if span is None else max(0, last - first)
+        return np.zeros((n, n_features), dtype=np.float32)
+    samples = span.samples
+    if span.sample_rate != config.sample_rate:
+        samples = soxr.resample(samples, span.sample_rate, config.sample_rate, quality="HQ")
+    # The span starts on both sample grids, so this index is exact.
+    span_start = span.first * config.sample_rate // span.sample_rate
+    samples = samples[max(0, first * config.hop_length - span_start):]
+    if len(samples) < config.frame_length:
+        if first > 0 or span.first > 0:
+            return np.zeros((0, n_features), dtype=np.float32)
+        # A file shorter than one frame has one zero-padded frame.
+        samples = np.pad(samples, (0, config.frame_length - len(samples)))
+    n = min(last - first, 1 + (len(samples) - config.frame_length) // config.hop_length)
+    samples = samples[:(n - 1) * config.hop_length + config.frame_length]
+    power = features.band_power(samples, config, _band_filters(config))
+    # Frames below the level of 16-bit rounding are 0, as in the whole file's features.
+    silent = features.is_digital_silence(features.frame_level_db(samples, config))
+    return features.normalize(features.to_db(power), reference_db=recording.reference_db,
+                              dynamic_range_db=config.dynamic_range_db,
+                              digital_silence=silent)
+
+
+def _recording_features(recording: RecordingInfo, start_s: float,
+                        end_s: float) -> np.ndarray:
+    """Normalised features of the frames starting within [start_s, end_s), read on demand."""
+    config = recording.feature_config
+    first, last = _feature_frames(config, start_s, end_s)
+    low, high = _frames_reach(config, first, last)
+    span = _read_span(recording.path, low, high, feature_rate=config.sample_rate)
+    return _span_features(span, recording, first, last)
+
+
+def _snippet_wav(mono: np.ndarray, rate: int) -> Optional[bytes]:
+    """A short WAV (16-bit, mono, <= 16 kHz, peak-normalised, faded) of `mono`."""
+    if len(mono) == 0:
+        return None
     if rate > SNIPPET_MAX_RATE:
         mono = soxr.resample(mono, rate, SNIPPET_MAX_RATE)
         rate = SNIPPET_MAX_RATE
     peak = float(np.max(np.abs(mono))) if len(mono) else 0.0
-    if peak > 0:
-        mono = mono * (SNIPPET_PEAK / peak)
+    mono = mono * (SNIPPET_PEAK / peak) if peak > 0 else np.array(mono)
     fade = min(len(mono) // 2, int(SNIPPET_FADE_S * rate))
     if fade > 0:
         ramp = np.linspace(0.0, 1.0, fade, dtype=mono.dtype)
@@ -322,16 +438,16 @@ def _audio_snippet(path: str, start_s: float, end_s: float, *, padding_s: float,
     return buffer.getvalue()
 
 
-def _example_image(features: np.ndarray, unit: int,
+def _example_image(values: np.ndarray, unit: int,
                    duration_s: float) -> Optional[Tuple[str, int]]:
     """A small spectrogram PNG and its width in pixels, proportional to duration."""
-    if features.size == 0:
+    if values.size == 0:
         return None
     # One time scale for every card, so units can be compared by length at a glance.
     width_px = int(np.clip(round(duration_s * GALLERY_PX_PER_S), 40, 2 * GALLERY_PX_PER_S))
     figure, ax = plots.new_figure(width_px / 100, 0.9)
     ax.set_position((0, 0, 1, 1))
-    plots.unit_gallery_example(features, ax=ax, unit=unit)
+    plots.unit_gallery_example(values, ax=ax, unit=unit)
     return _png_uri(figure), width_px
 
 
@@ -358,7 +474,8 @@ def _gallery(result: DiscoveryResult, colors: list, limits: _Limits) -> str:
                 'the table above and in units.csv.</p>')
     caption = (f"Each card: the features of one occurrence (low bins at the bottom; "
                f"{GALLERY_PX_PER_S} pixels per second in every card, so widths compare "
-               f"durations; longer than 2 s: squeezed to 2 s) and its audio, "
+               f"durations; longer than 2 s: squeezed to 2 s; longer than "
+               f"{GALLERY_MAX_IMAGE_S:g} s: its first {GALLERY_MAX_IMAGE_S:g} s) and its audio, "
                f"read from the original file with {limits.snippet_padding_s:g} s of context "
                f"either side, at most {limits.max_snippet_s:g} s, at most "
                f"{SNIPPET_MAX_RATE // 1000} kHz, peak-normalised so quiet units are audible.")
@@ -369,11 +486,21 @@ def _gallery(result: DiscoveryResult, colors: list, limits: _Limits) -> str:
 def _card(result: DiscoveryResult, i: int, limits: _Limits) -> str:
     occurrences = result.occurrences
     recording = result.recordings[int(occurrences["file"][i])]
+    config = recording.feature_config
     start, end = float(occurrences["start_s"][i]), float(occurrences["end_s"][i])
     unit = int(occurrences["unit"][i])
-    image = _example_image(_feature_slice(recording, start, end), unit, end - start)
-    wav = _audio_snippet(recording.path, start, end, padding_s=limits.snippet_padding_s,
-                         max_seconds=limits.max_snippet_s)
+    # One read per card serves both the image (the occurrence's frames, its first
+    # GALLERY_MAX_IMAGE_S at most) and the snippet (padded, capped).
+    first, last = _feature_frames(config, start, min(end, start + GALLERY_MAX_IMAGE_S))
+    frames_low, frames_high = _frames_reach(config, first, last)
+    snippet_low = max(0.0, start - limits.snippet_padding_s)
+    snippet_high = min(end + limits.snippet_padding_s, snippet_low + limits.max_snippet_s)
+    span = _read_span(recording.path, min(frames_low, snippet_low),
+                      max(frames_high, snippet_high), feature_rate=config.sample_rate)
+    shown = min(end - start, GALLERY_MAX_IMAGE_S)
+    image = _example_image(_span_features(span, recording, first, last), unit, shown)
+    wav = None if span is None else _snippet_wav(span.cut(snippet_low, snippet_high),
+                                                 span.sample_rate)
     parts = []
     width_px = 192
     if image:
@@ -401,9 +528,11 @@ def _timeline_image(result: DiscoveryResult, index: int, limits: _Limits) -> str
     annotation = recording.annotation
     labels = None if annotation is None else (annotation.start_s, annotation.end_s,
                                                annotation.labels)
+    shown = _recording_features(recording, 0.0, min(recording.duration_s,
+                                                     limits.timeline_seconds))
     with plots.style():
         figure = plots.recording_overview(
-            np.asarray(recording.features), frame_hop_s=recording.frame_hop_s,
+            shown, frame_hop_s=recording.frame_hop_s,
             duration_s=recording.duration_s, start_s=np.array([r[1] for r in rows]),
             end_s=np.array([r[2] for r in rows]), units=np.array([r[3] for r in rows], int),
             labels=labels, max_seconds=limits.timeline_seconds,
@@ -481,13 +610,22 @@ _SCORE_NAMES = {
     "completeness": ("completeness", "1 when each label falls in one unit only"),
     "purity": ("purity", "share of frames whose unit's majority label is their own"),
     "coverage": ("coverage", "share of labelled (voiced) frames that got a unit"),
-    "silence_balanced_accuracy": ("silence balanced accuracy",
-                                  "mean of the recall of silence and of sound"),
+    "silence_balanced_accuracy_windows": (
+        "silence balanced accuracy, per window",
+        "the silence detector per window, as the model card measures it: mean of the "
+        "recall of silence and of sound, a window being silence when at most the model's "
+        "window_sound_fraction (0.2 by default) of it is annotated sound"),
+    "silence_balanced_accuracy_frames": (
+        "silence balanced accuracy, per 10 ms frame",
+        "the same detector per 10 ms frame: each frame takes its nearest window's call "
+        "and is silence outside every annotated interval; the edges of sounds inside "
+        "windows called silence count against it, so it is usually the lower"),
 }
 # Counts that come with the scores.
 _COUNT_NAMES = {
     "n_annotated_recordings": "annotated recordings",
     "n_frames": "labelled frames scored",
+    "n_windows": "windows scored for silence",
     "n_labels": "distinct labels",
     "n_units": "units in labelled frames",
 }

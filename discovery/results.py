@@ -11,32 +11,46 @@ from __future__ import annotations
 import csv
 import dataclasses
 from dataclasses import dataclass, field
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import numpy as np
 
 from discovery import audio
 from discovery.annotations import Annotation
+from discovery.config import FeatureConfig
 from discovery.errors import AudioError, ParameterError
 from discovery.files import atomic_path, write_text
 
+
 @dataclass
 class RecordingInfo:
-    """One recording as the report shows it.
+    """One recording as the tables and the report show it: no features, no samples.
+
+    The report reads the few spans it draws from the file itself (see `report.py`), so
+    what a run keeps per recording does not grow with the recording's length.
 
     Attributes:
         path: the audio file, as given by the user (written into the tables).
         duration_s: length in seconds.
-        features: (n_frames, n_features) float in [0, 1], normalised, for display.
-        frame_hop_s: seconds between feature frames.
+        feature_config: the settings its features were computed with (sample rate,
+            frames, band); the report recomputes the features it draws with them.
+        reference_db: the recording's reference level in dB (`Features.reference_db`),
+            so recomputed features are normalised exactly as the model saw them.
         annotation: labelled intervals, if an annotation sits beside the file.
+        digital_silence: the whole file is digitally silent (every sample ~0).
     """
 
     path: str
     duration_s: float
-    features: np.ndarray
-    frame_hop_s: float
+    feature_config: FeatureConfig
+    reference_db: float
     annotation: Optional[Annotation] = None
+    digital_silence: bool = False
+
+    @property
+    def frame_hop_s(self) -> float:
+        """Seconds between feature frames (the hop as rounded to whole samples)."""
+        return self.feature_config.hop_length / self.feature_config.sample_rate
 
 
 @dataclass
@@ -170,44 +184,87 @@ def write_units_csv(path, result: DiscoveryResult) -> None:
                                  unit, f"{confidence:.4f}"])
 
 
-def _nyquist(path: str) -> float:
-    """Half the file's native sample rate, or 0 when the file cannot be read."""
+def _nyquist(path: str) -> Optional[float]:
+    """Half the file's native sample rate, or None when the file cannot be read."""
     try:
         return audio.info(path).sample_rate / 2
     except AudioError:
-        return 0.0
+        return None
+
+
+def analysed_band(recording: RecordingInfo) -> Tuple[float, float]:
+    """The frequency band the model analysed in one recording.
+
+    From `fmin` to `fmax` (or the Nyquist frequency of the feature sample rate), with
+    the upper edge lowered to the file's own Nyquist frequency where the file was
+    recorded at a lower rate (resampled up, it holds nothing above it).
+
+    Args:
+        recording: the recording, with its `feature_config`.
+
+    Returns:
+        (low, high) in Hz.
+    """
+    config = recording.feature_config
+    high = config.upper_frequency
+    nyquist = _nyquist(recording.path)
+    if nyquist is not None and config.fmin < nyquist < high:
+        high = nyquist
+    return float(config.fmin), float(high)
+
+
+def _check_frequency(name: str, value) -> None:
+    number = isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
+    if not (number and np.isfinite(value) and value >= 0):
+        raise ParameterError(f"Invalid value for `{name}`: expected a number >= 0 (Hz) or "
+                             f"None, received {value!r}.")
 
 
 def write_raven_table(path, result: DiscoveryResult, recording_index: int, *,
-                      low_freq_hz: float = 0.0,
+                      low_freq_hz: Optional[float] = None,
                       high_freq_hz: Optional[float] = None) -> None:
     """Write a Raven Pro selection table of one recording's unit occurrences.
 
     Tab-separated, with the columns `Selection, View, Channel, Begin Time (s),
-    End Time (s), Low Freq (Hz), High Freq (Hz), Unit, Confidence`; every selection is
-    on view "Spectrogram 1", channel 1. Open it in Raven with File > Open Selection Table.
+    End Time (s), Low Freq (Hz), High Freq (Hz), Annotation, Confidence`; every
+    selection is on view "Spectrogram 1", channel 1, and its annotation is its unit
+    ("unit 3", as in the Audacity labels). `Annotation` is the column Raven readers
+    take by default: crowsetta's `Raven` (what vak uses) and opensoundscape read the
+    table without options. Open it in Raven with File > Open Selection Table.
 
     Args:
         path: where to write (Raven expects `.txt`, e.g. `rec_01.Table.1.selections.txt`).
         result: the discovery result.
         recording_index: int. Index of the recording in `result.recordings`.
-        low_freq_hz: float >= 0. Lower edge of every selection, in Hz. Defaults to 0.
-        high_freq_hz: float >= 0 or None. Upper edge, in Hz; None takes the file's
-            Nyquist frequency (0 when the file cannot be read).
+        low_freq_hz: float >= 0 or None. Lower edge of every selection, in Hz; None
+            takes the model's band (see `analysed_band`): the feature config's `fmin`.
+            Defaults to None.
+        high_freq_hz: float >= low_freq_hz or None. Upper edge, in Hz; None takes the
+            model's band: `fmax`, or the Nyquist frequency of the feature sample rate,
+            at most the file's own Nyquist frequency. Defaults to None.
 
     Raises:
-        ParameterError: `recording_index` is out of range or `result` is inconsistent.
+        ParameterError: `recording_index` or a frequency is out of range, or `result`
+            is inconsistent.
     """
     result = validated(result)
     _check_recording_index(result, recording_index)
-    if high_freq_hz is None:
-        high_freq_hz = _nyquist(result.recordings[recording_index].path)
+    for name, value in (("low_freq_hz", low_freq_hz), ("high_freq_hz", high_freq_hz)):
+        if value is not None:
+            _check_frequency(name, value)
+    if low_freq_hz is None or high_freq_hz is None:
+        low, high = analysed_band(result.recordings[recording_index])
+        low_freq_hz = low if low_freq_hz is None else low_freq_hz
+        high_freq_hz = high if high_freq_hz is None else high_freq_hz
+    if high_freq_hz < low_freq_hz:
+        raise ParameterError(f"Invalid value for `high_freq_hz`: expected a frequency >= "
+                             f"low_freq_hz ({low_freq_hz:g} Hz), received {high_freq_hz!r}.")
     lines = ["Selection\tView\tChannel\tBegin Time (s)\tEnd Time (s)\tLow Freq (Hz)\t"
-             "High Freq (Hz)\tUnit\tConfidence"]
+             "High Freq (Hz)\tAnnotation\tConfidence"]
     rows = occurrence_rows(result, recording_index)
     for number, (_, start, end, unit, confidence) in enumerate(rows, start=1):
         lines.append(f"{number}\tSpectrogram 1\t1\t{start:.6f}\t{end:.6f}\t"
-                     f"{low_freq_hz:.1f}\t{high_freq_hz:.1f}\t{unit}\t{confidence:.4f}")
+                     f"{low_freq_hz:.1f}\t{high_freq_hz:.1f}\tunit {unit}\t{confidence:.4f}")
     write_text(path, "\n".join(lines) + "\n")
 
 

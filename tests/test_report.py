@@ -6,6 +6,7 @@ the report sees realistic data without the model.
 """
 
 import csv
+import dataclasses
 import re
 import shutil
 import subprocess
@@ -15,8 +16,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from discovery import features
 from discovery.annotations import find_annotation
-from discovery.config import PipelineConfig
+from discovery.config import FEATURE_PRESETS, FeatureConfig, PipelineConfig
 from discovery.errors import ParameterError
 from discovery.recording import analyse
 from discovery.report import write_html_report
@@ -62,7 +64,7 @@ def build_result(paths, *, n_units=6, seed=0, config=None) -> DiscoveryResult:
         analysed = analyse(path, config)
         recordings.append(RecordingInfo(
             path=str(path), duration_s=analysed.features.duration,
-            features=analysed.features.values, frame_hop_s=config.features.hop_seconds,
+            feature_config=config.features, reference_db=analysed.features.reference_db,
             annotation=find_annotation(path)))
         n = len(analysed.windows.start_s)
         files.append(np.full(n, index))
@@ -90,8 +92,10 @@ def build_result(paths, *, n_units=6, seed=0, config=None) -> DiscoveryResult:
         embedding=embedding, silence=silence, unit=unit, probability=probability,
         occurrences=merge_runs(files, starts, ends, unit, probability),
         scores={"nmi": 0.412, "v_measure": 0.412, "homogeneity": 0.45, "completeness": 0.38,
-                "purity": 0.51, "coverage": 0.87, "silence_balanced_accuracy": float("nan"),
-                "n_frames": 1234, "n_labels": 10},
+                "purity": 0.51, "coverage": 0.87,
+                "silence_balanced_accuracy_windows": 0.982,
+                "silence_balanced_accuracy_frames": float("nan"),
+                "n_frames": 1234, "n_windows": 321, "n_labels": 10},
         settings={"features": config.features.to_dict(), "windows": config.windows.to_dict(),
                   "versions": {"discovery": "test"}},
         timings={"features_s": 1.2, "embedding_s": 3.4, "clustering_s": 0.5, "total_s": 5.5})
@@ -140,7 +144,7 @@ def test_raven_table_parses_back(result, tmp_path):
     lines = path.read_text().splitlines()
     assert lines[0].split("\t") == ["Selection", "View", "Channel", "Begin Time (s)",
                                     "End Time (s)", "Low Freq (Hz)", "High Freq (Hz)",
-                                    "Unit", "Confidence"]
+                                    "Annotation", "Confidence"]
     mine = result.occurrences["file"] == 1
     assert len(lines) - 1 == mine.sum() > 0
     rows = [line.split("\t") for line in lines[1:]]
@@ -148,8 +152,42 @@ def test_raven_table_parses_back(result, tmp_path):
     assert {r[1] for r in rows} == {"Spectrogram 1"} and {r[2] for r in rows} == {"1"}
     np.testing.assert_allclose([float(r[3]) for r in rows],
                                np.sort(result.occurrences["start_s"][mine]), atol=1e-6)
-    # The finch song is at 32 kHz: Nyquist 16 kHz by default.
-    assert {float(r[6]) for r in rows} == {16000.0}
+    # The model's band, not the file's: 32 kHz song analysed at 16 kHz, 0 to 8 kHz.
+    assert {(float(r[5]), float(r[6])) for r in rows} == {(0.0, 8000.0)}
+    assert all(re.fullmatch(r"unit \d+", r[7]) for r in rows)
+
+
+# crowsetta's own pandas call, not ours.
+@pytest.mark.filterwarnings("ignore:The inplace keyword")
+def test_raven_table_reads_back_with_crowsetta(result, tmp_path):
+    crowsetta = pytest.importorskip("crowsetta")
+    path = tmp_path / "rec.Table.1.selections.txt"
+    write_raven_table(path, result, 1)
+    # The reader's defaults: no annotation column named.
+    boxes = crowsetta.formats.bbox.Raven.from_file(path).to_bbox()
+    mine = result.occurrences["file"] == 1
+    order = np.argsort(result.occurrences["start_s"][mine], kind="stable")
+    np.testing.assert_allclose([b.onset for b in boxes],
+                               result.occurrences["start_s"][mine][order], atol=1e-6)
+    np.testing.assert_allclose([b.offset for b in boxes],
+                               result.occurrences["end_s"][mine][order], atol=1e-6)
+    assert [b.label for b in boxes] == [f"unit {u}"
+                                        for u in result.occurrences["unit"][mine][order]]
+    assert {(b.low_freq, b.high_freq) for b in boxes} == {(0.0, 8000.0)}
+    annotation = crowsetta.Transcriber(format="raven").from_file(path).to_annot()
+    assert len(annotation.bboxes) == len(boxes)
+
+
+def test_raven_band_follows_the_feature_config(result, tmp_path):
+    # An 8 kHz digit analysed at 16 kHz holds nothing above its own Nyquist frequency.
+    write_raven_table(tmp_path / "digit.txt", result, 0)
+    row = (tmp_path / "digit.txt").read_text().splitlines()[1].split("\t")
+    assert (float(row[5]), float(row[6])) == (0.0, 4000.0)
+    banded = FeatureConfig(sample_rate=32000, fmin=500.0, fmax=10000.0)
+    recordings = [dataclasses.replace(r, feature_config=banded) for r in result.recordings]
+    write_raven_table(tmp_path / "song.txt", dataclasses.replace(result, recordings=recordings), 1)
+    row = (tmp_path / "song.txt").read_text().splitlines()[1].split("\t")
+    assert (float(row[5]), float(row[6])) == (500.0, 10000.0)
 
 
 def test_raven_frequency_band_and_bad_index(result, tmp_path):
@@ -159,6 +197,11 @@ def test_raven_frequency_band_and_bad_index(result, tmp_path):
     assert (float(row[5]), float(row[6])) == (300.0, 3000.0)
     with pytest.raises(ParameterError, match="recording_index"):
         write_raven_table(tmp_path / "x.txt", result, 5)
+    with pytest.raises(ParameterError, match="low_freq_hz"):
+        write_raven_table(tmp_path / "x.txt", result, 0, low_freq_hz=-1)
+    with pytest.raises(ParameterError, match="high_freq_hz"):
+        write_raven_table(tmp_path / "x.txt", result, 0, low_freq_hz=3000, high_freq_hz=300)
+    assert not (tmp_path / "x.txt").exists()
 
 
 def test_audacity_labels_parse_back(result, tmp_path):
@@ -272,6 +315,112 @@ def test_failed_write_leaves_no_file(result, tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
+def _info(path, config: FeatureConfig, **changes) -> RecordingInfo:
+    extracted = features.extract(path, config)
+    return RecordingInfo(path=str(path), duration_s=extracted.duration, feature_config=config,
+                         reference_db=extracted.reference_db, **changes)
+
+
+@pytest.mark.parametrize("clip, config", [
+    ("bfsongrepo/gy6or6_baseline_230312_0811.159.wav", FeatureConfig()),  # 32 -> 16 kHz
+    ("fsdd/9_jackson_0.wav", FeatureConfig()),  # 8 -> 16 kHz
+    ("recordings/rec_01.wav", FEATURE_PRESETS["fbank26"]),  # 8 kHz, 20 ms hops
+    ("fsdd/9_jackson_0.wav", FeatureConfig(sample_rate=22050, kind="spectrogram",
+                                           fmin=300.0)),  # rates with a small gcd
+])
+def test_features_read_on_demand_equal_the_whole_files(clip, config):
+    from discovery.report import _recording_features
+
+    path = ROOT / "data" / clip
+    whole = features.extract(path, config).values
+    info = _info(path, config)
+    hop_s = info.frame_hop_s
+    n = len(whole)
+    for first, last in ((0, 7), (n // 3, n // 3 + 25), (n // 2, n // 2 + 1), (n - 9, n)):
+        # Spans that do not start on a frame: the frames starting inside them.
+        shown = _recording_features(info, (first - 0.6) * hop_s + 1e-4, (last - 0.5) * hop_s)
+        np.testing.assert_allclose(shown, whole[first:last], atol=1e-4, err_msg=f"{first}")
+    assert len(_recording_features(info, (n - 2) * hop_s, (n + 50) * hop_s)) == 2
+
+
+def test_features_read_on_demand_average_channels(tmp_path, finch_song):
+    import soundfile
+
+    from discovery.report import _recording_features
+
+    mono, rate = soundfile.read(finch_song, dtype="float32")
+    stereo = tmp_path / "stereo.wav"
+    soundfile.write(stereo, np.stack([mono, 0.25 * mono[::-1]], axis=1), rate, subtype="FLOAT")
+    config = FeatureConfig()
+    whole = features.extract(stereo, config).values
+    shown = _recording_features(_info(stereo, config), 2.0, 2.5)
+    np.testing.assert_allclose(shown, whole[200:250], atol=1e-4)
+
+
+def test_features_read_on_demand_zero_digital_silence(tmp_path, digit_clip):
+    import soundfile
+
+    from discovery.report import _recording_features
+
+    samples, rate = soundfile.read(digit_clip, dtype="float32")
+    gapped = tmp_path / "gapped.wav"
+    soundfile.write(gapped, np.concatenate([samples, np.zeros(rate // 4, np.float32), samples]),
+                    rate, subtype="FLOAT")
+    config = FeatureConfig()
+    whole = features.extract(gapped, config).values
+    shown = _recording_features(_info(gapped, config), 0.2, 0.7)
+    np.testing.assert_allclose(shown, whole[20:70], atol=1e-4)
+    assert not shown[12:30].any()  # inside the gap, 0.3-0.55 s
+
+
+def test_report_reads_bounded_spans_once_per_card(tmp_path, monkeypatch, annotated_recording):
+    """Memory does not grow with the audio: the report keeps no features and reads from
+    each file only the spans it draws, one per gallery card."""
+    import discovery.report as report_module
+
+    long_result = build_result([annotated_recording], n_units=4)
+    for recording in long_result.recordings:
+        assert not any(isinstance(v, np.ndarray) for v in vars(recording).values())
+    reads = []
+    read_span = report_module._read_span
+
+    def counting(path, start_s, end_s, **kwargs):
+        reads.append(end_s - start_s)
+        return read_span(path, start_s, end_s, **kwargs)
+
+    monkeypatch.setattr(report_module, "_read_span", counting)
+    path = tmp_path / "report.html"
+    write_html_report(path, long_result, max_examples=2, max_map_points=50,
+                      timeline_seconds=10.0)
+    n_cards = path.read_text().count('<div class="card"')
+    assert len(reads) == n_cards + 1  # one per card and one for the timeline
+    assert reads[-1] < 10.2 and max(reads) < report_module.GALLERY_MAX_IMAGE_S + 0.3
+
+
+def test_html_notes_digitally_silent_recordings(result, tmp_path):
+    import soundfile
+
+    silent = tmp_path / "nothing.wav"
+    soundfile.write(silent, np.zeros(8000, dtype=np.float32), 8000)
+    recordings = result.recordings + [RecordingInfo(
+        path=str(silent), duration_s=1.0, feature_config=FeatureConfig(),
+        reference_db=-100.0, digital_silence=True)]
+    path = tmp_path / "report.html"
+    write_html_report(path, dataclasses.replace(result, recordings=recordings),
+                      max_examples=1, max_map_points=50)
+    text = path.read_text()
+    assert ("1 recording(s) are digitally silent (no sound at all): nothing.wav; they hold "
+            "no units.") in text
+    assert text.count('alt="features and units of') == 3
+    assert "digitally silent" not in _report_text(result, tmp_path)
+
+
+def _report_text(result, folder: Path) -> str:
+    path = folder / "plain.html"
+    write_html_report(path, result, max_examples=1, max_map_points=50, max_timelines=0)
+    return path.read_text()
+
+
 def test_unit_colors_are_stable_and_distinct():
     from discovery import plots
 
@@ -280,17 +429,17 @@ def test_unit_colors_are_stable_and_distinct():
     assert len(set(colors)) == 60 and plots.NOISE_COLOR not in colors
 
 
-def test_plot_functions_return_their_axes(result):
+def test_plot_functions_return_their_axes(result, digit_clip):
     from discovery import plots
 
     figure, axes = plots.new_figure(6, 6, nrows=5)
-    recording = result.recordings[0]
+    values = features.extract(digit_clip, FeatureConfig()).values
     assert plots.unit_map(result.embedding[:, :2], result.unit, ax=axes[0]) is axes[0]
     assert plots.density_map(result.embedding[:, :2], ax=axes[1]) is axes[1]
-    assert plots.spectrogram(recording.features, frame_hop_s=0.01, ax=axes[2]) is axes[2]
+    assert plots.spectrogram(values, frame_hop_s=0.01, ax=axes[2]) is axes[2]
     assert plots.unit_timeline([0.1], [0.3], [2], duration_s=1.0, ax=axes[3],
                                labels=([0.1], [0.2], ["a"])) is axes[3]
-    assert plots.unit_gallery_example(recording.features[:30], ax=axes[4], unit=1) is axes[4]
+    assert plots.unit_gallery_example(values[:30], ax=axes[4], unit=1) is axes[4]
     assert plots.figure_to_png_bytes(figure).startswith(b"\x89PNG")
 
 
