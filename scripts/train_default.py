@@ -104,9 +104,10 @@ def main(argv=None) -> int:
     scores = silence_scores(model, scored)
     card = (work / bundle.CARD_FILE).read_text()
     card += ("\n## Silence detector on the annotated recordings\n\n"
-             "Balanced accuracy of P(silence) >= 0.5 per window against the annotations "
-             "(a window is silence when at most 20 % of it is annotated sound). "
-             f"{note}\n\n| recording | balanced accuracy |\n|---|---|\n")
+             "`silence_balanced_accuracy_windows`: balanced accuracy of P(silence) >= 0.5 "
+             "per window against the annotations (a window is silence when at most 20 % of "
+             "it is annotated sound), the measure of that name in a run's scores.json. "
+             f"{note}\n\n| recording | silence_balanced_accuracy_windows |\n|---|---|\n")
     card += "".join(f"| {name} | {value:.4f} |\n" for name, value in scores.items())
     card += (f"\nTrained on {platform.machine()} with {os.cpu_count()} CPU cores "
              f"({platform.processor() or 'CPU'}), no GPU; Python {platform.python_version()}.\n")
@@ -114,7 +115,7 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     for name in (bundle.MODEL_FILE, bundle.CONFIG_FILE, bundle.CARD_FILE):
         shutil.copy2(work / name, out / name)
-    print(f"wrote {out} in {result.seconds:.0f} s; silence balanced accuracy: "
+    print(f"wrote {out} in {result.seconds:.0f} s; silence_balanced_accuracy_windows: "
           + ", ".join(f"{k} {v:.4f}" for k, v in scores.items()))
     return 0
 

@@ -31,8 +31,11 @@ def test_perfect_units_score_one():
     for name in ("nmi", "v_measure", "homogeneity", "completeness", "purity"):
         assert scores[name] > 0.9, name
     assert scores["coverage"] > 0.9
-    assert scores["silence_balanced_accuracy"] > 0.9
+    assert scores["silence_balanced_accuracy_frames"] > 0.9
+    assert scores["silence_balanced_accuracy_windows"] > 0.9
+    assert "silence_balanced_accuracy" not in scores  # one name per measure
     assert scores["n_labels"] == 2 and scores["n_units"] == 2
+    assert scores["n_windows"] == len(unit)
 
 
 def test_one_unit_for_everything_scores_low():
@@ -42,7 +45,36 @@ def test_one_unit_for_everything_scores_low():
                                     "silence": np.zeros(len(unit), bool)}])
     assert scores["nmi"] < 0.05 and scores["completeness"] == pytest.approx(1.0)
     assert scores["purity"] == pytest.approx(0.5, abs=0.02)
-    assert scores["silence_balanced_accuracy"] == pytest.approx(0.5)
+    assert scores["silence_balanced_accuracy_frames"] == pytest.approx(0.5)
+    assert scores["silence_balanced_accuracy_windows"] == pytest.approx(0.5)
+
+
+def test_silence_measures_per_window_and_per_frame_differ():
+    """Windows called silence while up to a fifth of them is sound: right per window
+    (the training rule), wrong on the sound frames at the edges per frame."""
+    start = np.arange(0, 4.901, 0.01)  # 0.1 s windows every 10 ms
+    end = start + 0.1
+    truth = evaluate.window_silence_truth(_annotation(), start, end,
+                                          window_sound_fraction=0.2)
+    item = {"annotation": _annotation(), "duration_s": 5.0, "start_s": start, "end_s": end,
+            "unit": np.where(truth, -1, 0), "silence": truth}
+    scores = evaluate.unit_scores([item])
+    assert scores["silence_balanced_accuracy_windows"] == pytest.approx(1.0)
+    assert scores["silence_balanced_accuracy_frames"] < 0.995
+    # The fraction is the model's: at 0 every window touching sound is sound in truth.
+    strict = evaluate.unit_scores([item], window_sound_fraction=0.0)
+    assert strict["silence_balanced_accuracy_windows"] < 1.0
+
+
+def test_window_silence_truth_counts_padding_as_silence():
+    annotation = Annotation(np.array([0.0]), np.array([1.0]), np.array(["a"], dtype=object))
+    start, end = np.array([0.5, 0.9]), np.array([1.0, 1.0])
+    np.testing.assert_array_equal(evaluate.window_silence_truth(
+        annotation, start, end, window_sound_fraction=0.2), [False, False])
+    # The second window is 90 % padding: 10 % sound, so silence.
+    np.testing.assert_array_equal(evaluate.window_silence_truth(
+        annotation, start, end, window_sound_fraction=0.2, valid_fraction=[1.0, 0.1]),
+        [False, True])
 
 
 def test_frame_units_picks_the_nearest_window():
@@ -83,12 +115,26 @@ def test_pair_distances_use_dtw(rng):
 
 
 def test_labels_from_names():
-    labels = evaluate.labels_from_names(["a/3_george_1.wav", "7_lucas_0.wav"], r"^(\d)_")
-    np.testing.assert_array_equal(labels, ["3", "7"])
+    names = ["a/3_george_1.wav", "7_lucas_0.wav", "3_lucas_2.wav"]
+    labels = evaluate.labels_from_names(names, r"^(\d)_")
+    np.testing.assert_array_equal(labels, ["3", "7", "3"])
     with pytest.raises(ParameterError, match="does not match"):
         evaluate.labels_from_names(["x.wav"], r"^(\d)_")
     with pytest.raises(ParameterError, match="label_regex"):
         evaluate.labels_from_names(["x.wav"], r"(")
+
+
+def test_labels_without_duplicates_fail_in_one_line():
+    """One take per digit: no duplicate pair exists (numpy's `zero-size array` before)."""
+    DATA = Path(__file__).resolve().parent.parent / "data"
+    paths = sorted((DATA / "fsdd").glob("*.wav"))
+    message = (r"no two files share a label \(10 files, 10 labels\): duplicate pairs "
+               r"need at least two files of one label")
+    with pytest.raises(ParameterError, match=message) as raised:
+        evaluate.labels_from_names(paths, r"^(\d)_")
+    assert "label_regex" in str(raised.value) and "\n" not in str(raised.value)
+    with pytest.raises(ParameterError, match="two labels"):
+        evaluate.labels_from_names(paths, r"_0\.wav$")
 
 
 def test_invalid_pair_requests():
@@ -96,6 +142,31 @@ def test_invalid_pair_requests():
         evaluate.make_pairs(np.arange(4), n_pairs=0)
     with pytest.raises(ParameterError, match="two labels"):
         evaluate.make_pairs(np.zeros(4), n_pairs=3)
+    with pytest.raises(ParameterError, match="no two items share a label"):
+        evaluate.make_pairs(np.arange(4), n_pairs=3)
+
+
+@pytest.mark.parametrize("changes, name", [
+    ({"labels": np.arange(4)}, "no two recordings share a label"),
+    ({"labels": np.array([0, 0, 1])}, "one per recording"),
+    ({"n_pairs": 0}, "n_pairs"),
+    ({"prefix_frames": -1}, "prefix_frames"),
+    ({"prefix_frames": 0}, "prefix_frames"),
+    ({"prefix_frames": 2.5}, "prefix_frames"),
+    ({"prefix_frames": True}, "prefix_frames"),
+])
+def test_siamese_evaluation_checks_before_any_work(changes, name):
+    # Placeholders, not recordings: a check that came late would fail on them instead.
+    arguments = {"labels": np.array([0, 0, 1, 1]), "n_pairs": 3, "prefix_frames": None,
+                 **changes}
+    with pytest.raises(ParameterError, match=name):
+        evaluate.siamese_evaluation([object()] * 4, arguments.pop("labels"), **arguments)
+
+
+def test_pair_distances_check_prefix_frames(rng):
+    sequences = [rng.random((5, 3)).astype(np.float32) for _ in range(2)]
+    with pytest.raises(ParameterError, match="prefix_frames"):
+        evaluate.pair_distances(sequences, np.array([[0, 1]]), prefix_frames=-1)
 
 
 def test_pairs_command_writes_json_and_png(tmp_path):
@@ -135,6 +206,18 @@ def test_pairs_command_rejects_a_regex_that_does_not_match(tmp_path, capsys):
     assert code == 2
     message = capsys.readouterr().err.strip().splitlines()[-1]
     assert "label_regex" in message and "0_george_0.wav" in message
+
+
+def test_pairs_command_on_one_take_per_digit_fails_in_one_line(tmp_path, capsys):
+    from discovery.cli import main
+
+    DATA = Path(__file__).resolve().parent.parent / "data"
+    code = main(["pairs", str(DATA / "fsdd"), "--label-regex", r"^(\d)_",
+                 "--out", str(tmp_path / "p"), "--quiet"])
+    assert code == 2
+    message = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "no two files share a label (10 files, 10 labels)" in message
+    assert not (tmp_path / "p").exists()
 
 
 def test_pairs_command_prints_every_mode_headline_first(tmp_path, capsys):
