@@ -2,29 +2,65 @@
 
     <dir>/model.keras    the whole VAE (custom layers registered under "discovery")
     <dir>/config.json    feature, window, silence, model and training settings, versions
-    <dir>/MODEL_CARD.md  data, settings, metrics, intended use
+    <dir>/MODEL_CARD.md  data, settings, metrics, intended use, how to load it
 
 Every file is written to a temporary name and renamed, so a bundle is never half
-written. `export_savedmodel` writes a TensorFlow SavedModel with a serving signature
-`embed(windows) -> {z_mean, silence}` that loads without discovery installed.
+written.
+
+Loading: `load_model(dir)` (or `discovery.load_model`) checks the files first and
+turns every way a bundle can be broken into one `ModelError` naming the file: a
+`model.keras` that is not a Keras file (random bytes, a truncated zip), one that holds
+a `Lambda` layer or other code Keras's safe mode refuses (safe mode stays on: discovery
+never runs code from a file), a `config.json` that is not JSON or holds bad values, and
+a model that does not match its config. Plain `keras.saving.load_model` works on
+`model.keras` after `import discovery.nn` (which registers the custom layers); without
+it Keras fails with "Could not locate class 'VAE'" and prints the saved config, whose
+first entry (`how_to_load`) says this. Keras imports no module outside its own
+packages, so a saved file can do no more than that.
+
+Export: `export_savedmodel` writes a TensorFlow SavedModel that loads without discovery
+installed, with a serving signature `embed(windows) -> {z_mean, silence}`:
+
+    windows  float32 (batch, frames, features): consecutive feature frames, frames
+             first, built with the settings in the bundle's config.json (`features`:
+             sample rate, spectrogram kind, frame and hop, band; `windows`: length
+             and hop), each recording's features normalised to [0, 1] (1 = the
+             recording's reference level, 0 = `dynamic_range_db` below it); a window
+             that runs past the end is padded with zeros.
+    z_mean   float32 (batch, latent_dim), the embedding.
+    silence  float32 (batch,), P(window is silence).
+
+Its `assets/` hold `config.json` (the bundle's settings) and `README.md` (this input
+contract, with the model's numbers); the loaded object gives their paths as
+`config_file.asset_path` and `readme_file.asset_path`. `export_keras` writes the
+model as one `.keras` file.
 """
 
 from __future__ import annotations
 
 import json
 import platform
+import tempfile
+import textwrap
+import zipfile
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
 from discovery import __version__
 from discovery.config import PipelineConfig
-from discovery.errors import ModelError
+from discovery.errors import ModelError, ParameterError
 from discovery.files import atomic_path, write_text
 
 MODEL_FILE = "model.keras"
 CONFIG_FILE = "config.json"
 CARD_FILE = "MODEL_CARD.md"
+BUNDLE_FILES = (MODEL_FILE, CONFIG_FILE, CARD_FILE)
+# The SavedModel's asset that says what its input is.
+EXPORT_README = "README.md"
+# Reasons are cut to this many characters, so an error stays one readable line.
+MAX_REASON = 200
 
 
 def versions() -> dict:
@@ -37,13 +73,40 @@ def versions() -> dict:
             "python": platform.python_version()}
 
 
-def save_bundle(model, config: PipelineConfig, directory, *, card: str) -> Path:
-    """Write `model`, `config` and the model card into `directory`."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+def config_json(config: PipelineConfig) -> str:
+    """The text of a bundle's config.json: the settings and the library versions."""
     values = config.to_dict()
     values["versions"] = versions()
-    write_text(directory / CONFIG_FILE, json.dumps(values, indent=2, sort_keys=True))
+    return json.dumps(values, indent=2, sort_keys=True)
+
+
+def make_writable_folder(directory) -> Path:
+    """Create `directory` if needed and check that files can be written into it.
+
+    Raises:
+        ParameterError: it is a file, or cannot be created or written (read-only).
+    """
+    directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise ParameterError(f"{directory}: is a file; expected a folder to write into.")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as error:
+        raise ParameterError(f"{directory}: cannot write here "
+                             f"({error.strerror or error}).") from None
+    return directory
+
+
+def save_bundle(model, config: PipelineConfig, directory, *, card: str) -> Path:
+    """Write `model`, `config` and the model card into `directory`.
+
+    Raises:
+        ParameterError: `directory` cannot be written.
+    """
+    directory = make_writable_folder(directory)
+    write_text(directory / CONFIG_FILE, config_json(config))
     write_text(directory / CARD_FILE, card)
     with atomic_path(directory / MODEL_FILE) as temporary:
         # Keras picks the format from the extension.
@@ -53,18 +116,84 @@ def save_bundle(model, config: PipelineConfig, directory, *, card: str) -> Path:
     return directory
 
 
+def _reason(error: BaseException) -> str:
+    """The first line of an exception's message, cut to `MAX_REASON` characters."""
+    lines = str(error).strip().splitlines()
+    text = lines[0].rstrip(".") if lines else type(error).__name__
+    return text if len(text) <= MAX_REASON else text[:MAX_REASON - 3] + "..."
+
+
 def load_config(directory) -> PipelineConfig:
-    """The settings of a bundle (no TensorFlow needed)."""
-    path = Path(directory) / CONFIG_FILE
-    if not Path(directory).is_dir():
+    """The settings of a bundle (no TensorFlow needed).
+
+    Raises:
+        ModelError: the folder or its config.json is missing, unreadable, not JSON, or
+            holds an unknown setting or a bad value; the message names the file.
+    """
+    directory = Path(directory)
+    path = directory / CONFIG_FILE
+    if not directory.is_dir():
         raise ModelError(f"{directory}: no such model folder.")
     if not path.is_file():
         raise ModelError(f"{directory}: not a model bundle (no {CONFIG_FILE}).")
-    return PipelineConfig.from_json(path.read_text())
+    try:
+        return PipelineConfig.from_json(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as error:
+        raise ModelError(f"{path}: cannot read the bundle's settings "
+                         f"({_reason(error)}).") from None
+    except ParameterError as error:
+        raise ModelError(f"{path}: {error}") from None
+
+
+def _saved_classes(value):
+    """Every `class_name` in a saved Keras config, depth first."""
+    if isinstance(value, dict):
+        if isinstance(value.get("class_name"), str):
+            yield value["class_name"]
+        for item in value.values():
+            yield from _saved_classes(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _saved_classes(item)
+
+
+def _check_keras_file(path: Path) -> None:
+    """Refuse a file Keras would misreport ("File not found") or refuse to run."""
+    unreadable = f"{path}: not a readable Keras model file"
+    if not zipfile.is_zipfile(path):
+        raise ModelError(f"{unreadable} (not a zip archive: corrupt or truncated).")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            saved = json.loads(archive.read("config.json"))
+    except KeyError:
+        raise ModelError(f"{unreadable} (no config.json inside).") from None
+    except (OSError, zipfile.BadZipFile, ValueError) as error:
+        raise ModelError(f"{unreadable} ({_reason(error)}).") from None
+    if "Lambda" in set(_saved_classes(saved)):
+        raise ModelError(f"{path}: holds a Lambda layer (arbitrary code); discovery "
+                         "does not load it.")
+
+
+def _check_matches(model, config: PipelineConfig, path: Path) -> None:
+    """The layer sizes in `model.keras` are those in `config.json`."""
+    from discovery.nn import VAE
+
+    if not isinstance(model, VAE):
+        raise ModelError(f"{path}: holds a {type(model).__name__} model, not a "
+                         "discovery VAE.")
+    for name, expected in config.model.to_dict().items():
+        actual = getattr(model, name)
+        if tuple(np.atleast_1d(actual)) != tuple(np.atleast_1d(expected)):
+            raise ModelError(
+                f"{path}: does not match {CONFIG_FILE}: `{name}` is {actual!r} in the "
+                f"model, {expected!r} in the config.")
 
 
 def load_model(directory):
     """Load a bundle's trained VAE.
+
+    Keras's safe mode stays on: a file that holds code (a `Lambda` layer) is refused,
+    never run.
 
     Args:
         directory: a model bundle folder (e.g. `models/default`).
@@ -74,7 +203,9 @@ def load_model(directory):
         z)`. Its settings are attached as `model.pipeline_config` (`PipelineConfig`).
 
     Raises:
-        ModelError: the folder is missing or incomplete.
+        ModelError: the folder is missing or incomplete, `model.keras` is not a
+            readable Keras file or holds code, `config.json` is not valid, or the two
+            do not match. The message is one line naming the file.
     """
     import keras
 
@@ -84,20 +215,98 @@ def load_model(directory):
     path = Path(directory) / MODEL_FILE
     if not path.is_file():
         raise ModelError(f"{directory}: not a model bundle (no {MODEL_FILE}).")
-    model = keras.saving.load_model(path)
+    _check_keras_file(path)
+    try:
+        model = keras.saving.load_model(path, safe_mode=True)
+    except Exception as error:  # noqa: BLE001  any failure here is the file's
+        if "safe_mode" in str(error):
+            raise ModelError(f"{path}: holds code that Keras's safe mode refuses to "
+                             "run; discovery does not load it.") from error
+        raise ModelError(f"{path}: not a readable Keras model file "
+                         f"({_reason(error)}).") from error
+    _check_matches(model, config, path)
     model.pipeline_config = config
     return model
 
 
-def export_savedmodel(model, path) -> Path:
+def export_keras(model, path) -> Path:
+    """Write `model` as one `.keras` file (atomically).
+
+    Raises:
+        ParameterError: `path` does not end in `.keras`, or its folder cannot be
+            written.
+    """
+    path = Path(path)
+    if path.suffix != ".keras":
+        raise ParameterError(f"Invalid value for `--out`: expected a path ending in "
+                             f".keras, received {str(path)!r}.")
+    make_writable_folder(path.parent)
+    with atomic_path(path) as temporary:
+        # Keras picks the format from the extension.
+        keras_path = temporary.with_suffix(".keras")
+        model.save(keras_path)
+        keras_path.replace(temporary)
+    return path
+
+
+def _export_readme(config: PipelineConfig) -> str:
+    """The SavedModel's README.md asset: what its input is, with this model's numbers."""
+    from discovery.features import REFERENCE_PERCENTILE
+
+    features, windows, model = config.features, config.windows, config.model
+    paragraphs = [
+        f"Input `windows`: float32, shape (batch, {model.input_frames}, "
+        f"{model.input_features}): {model.input_frames} consecutive feature frames "
+        f"({windows.window_seconds} s, one window every {windows.hop_seconds} s) of "
+        f"{model.input_features} features, frames first. Build them with the settings "
+        f"in `config.json` beside this file: {features.kind} features of audio "
+        f"resampled to {features.sample_rate} Hz, frames of {features.frame_seconds} s "
+        f"every {features.hop_seconds} s (not centred), band {features.fmin}-"
+        f"{features.upper_frequency} Hz, each recording's power in dB normalised to "
+        f"[0, 1] by `clip((dB - reference_dB) / {features.dynamic_range_db} + 1, 0, 1)` "
+        f"(reference_dB: the {REFERENCE_PERCENTILE}th percentile of the recording's "
+        "per-frame peak level). "
+        "A window that runs past the end of a recording is padded with zeros. "
+        "`discovery features RECORDING --config config.json --out DIR` writes each "
+        "recording's features and window starts.",
+        f"Outputs: `z_mean`, float32 (batch, {model.latent_dim}), the embedding; "
+        "`silence`, float32 (batch,), P(window is silence).",
+    ]
+    return "\n\n".join([
+        "# A discovery model as a TensorFlow SavedModel",
+        "    import tensorflow as tf\n"
+        "    loaded = tf.saved_model.load(PATH)\n"
+        "    out = loaded.signatures[\"embed\"](windows=tf.constant(windows))",
+    ] + [textwrap.fill(text, width=88) for text in paragraphs]) + "\n"
+
+
+def export_savedmodel(model, path, *, config: Optional[PipelineConfig] = None) -> Path:
     """Write a SavedModel with the signature `embed(windows) -> {z_mean, silence}`.
 
-    `windows` is float32 `(batch, T, F)`; the result loads with
-    `tf.saved_model.load(path).signatures["embed"]` alone.
+    `windows` is float32 `(batch, T, F)` (see the module docstring); the result loads
+    with `tf.saved_model.load(path).signatures["embed"]` alone. Its `assets/` hold
+    `config.json` (the settings that build the input) and `README.md`.
+
+    Args:
+        model: a `VAE`.
+        path: the SavedModel folder to write.
+        config: `PipelineConfig` or None. The settings to ship; None takes
+            `model.pipeline_config` (set by `load_model`).
+
+    Raises:
+        ParameterError: no settings to ship, or `path`'s folder cannot be written.
     """
     import keras
     import tensorflow as tf
 
+    config = config if config is not None else getattr(model, "pipeline_config", None)
+    if not isinstance(config, PipelineConfig):
+        raise ParameterError(
+            "Invalid value for `config`: expected a PipelineConfig (the settings that "
+            f"build the model's input), received {config!r}; load the model with "
+            "discovery.load_model or pass config=.")
+    path = Path(path)
+    make_writable_folder(path.parent)
     frames, n_features = model.input_frames, model.input_features
 
     archive = keras.export.ExportArchive()
@@ -110,6 +319,15 @@ def export_savedmodel(model, path) -> Path:
 
     archive.add_endpoint(name="embed", fn=embed, input_signature=[
         tf.TensorSpec(shape=(None, frames, n_features), dtype=tf.float32, name="windows")])
-    path = Path(path)
-    archive.write_out(str(path), verbose=False)
+    with tempfile.TemporaryDirectory() as sources:
+        # tf.saved_model copies each Asset's file into assets/ under its own name.
+        (Path(sources) / CONFIG_FILE).write_text(config_json(config), encoding="utf-8")
+        (Path(sources) / EXPORT_README).write_text(_export_readme(config),
+                                                   encoding="utf-8")
+        # ExportArchive.track keeps only lookup-table resources, so the assets hang
+        # off the object the archive saves, which is what a loaded SavedModel is.
+        root = archive._tf_trackable
+        root.config_file = tf.saved_model.Asset(str(Path(sources) / CONFIG_FILE))
+        root.readme_file = tf.saved_model.Asset(str(Path(sources) / EXPORT_README))
+        archive.write_out(str(path), verbose=False)
     return path

@@ -5,15 +5,23 @@
   table) and balanced accuracy on held-out windows, each epoch.
 - `write_projector`: embeddings of sample windows with their metadata, for the
   TensorBoard projector.
+
+And one that keeps the record of a training run that was interrupted and resumed:
+
+- `TrainingRecord`: every epoch's logs and the time so far, in a JSON file.
 """
 
 from __future__ import annotations
 
+import json
+import time
 from pathlib import Path
 
 import keras
 import numpy as np
 import tensorflow as tf
+
+from discovery.files import write_text
 
 
 def _image(values: np.ndarray) -> np.ndarray:
@@ -115,3 +123,73 @@ def write_projector(model, windows: np.ndarray, metadata: list, log_dir) -> Path
     writer.flush()
     writer.close()
     return folder
+
+
+class TrainingRecord(keras.callbacks.Callback):
+    """Keeps every epoch's logs in a JSON file, across interrupted and resumed runs.
+
+    `BackupAndRestore` resumes `fit` at the last finished epoch, but then `History`
+    holds only the epochs of the resumed run. This callback reads what earlier runs
+    wrote to `path`, keeps as many epochs as the restored weights have seen (the first
+    epoch this run starts at), and appends each new one, so `epochs` and
+    `resumed_after` describe the whole training. List it after the callbacks that add
+    values to the logs (`BetaWarmup`, `SilenceConfusion`) and before
+    `BackupAndRestore`.
+
+    Args:
+        path: the JSON file; kept between runs.
+
+    Attributes:
+        epochs: one dict per epoch run over all runs: its logs, and "elapsed_s", the
+            time spent in `fit` so far, in seconds.
+        resumed_after: for each resumed run, how many epochs had finished before it.
+        earlier_seconds: time earlier runs spent in `fit` on the epochs kept, in
+            seconds.
+    """
+
+    def __init__(self, path):
+        super().__init__()
+        self.path = Path(path)
+        self.epochs, self.resumed_after = [], []
+        self._earlier = self._read()
+        self._begun = False
+        self._started = time.perf_counter()
+        self.earlier_seconds = 0.0
+
+    def _read(self) -> dict:
+        try:
+            values = json.loads(self.path.read_text(encoding="utf-8"))
+            return {"epochs": list(values["epochs"]),
+                    "resumed_after": [int(n) for n in values["resumed_after"]]}
+        except (OSError, ValueError, KeyError, TypeError):
+            # No record (a fresh run) or an unreadable one: count from here.
+            return {"epochs": [], "resumed_after": []}
+
+    def _begin(self, first_epoch: int) -> None:
+        self._begun = True
+        self.epochs = self._earlier["epochs"][:first_epoch]
+        self.resumed_after = [n for n in self._earlier["resumed_after"]
+                              if n < first_epoch]
+        if first_epoch > 0:
+            self.resumed_after.append(first_epoch)
+        self.earlier_seconds = (self.epochs[-1].get("elapsed_s", 0.0) if self.epochs
+                                else 0.0)
+
+    def on_train_begin(self, logs=None):
+        self._started = time.perf_counter()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if not self._begun:
+            self._begin(epoch)
+
+    def on_epoch_end(self, epoch, logs=None):
+        values = {name: float(value) for name, value in (logs or {}).items()}
+        values["elapsed_s"] = self.earlier_seconds + time.perf_counter() - self._started
+        self.epochs.append(values)
+        write_text(self.path, json.dumps({"epochs": self.epochs,
+                                          "resumed_after": self.resumed_after}))
+
+    def on_train_end(self, logs=None):
+        if not self._begun:
+            # Resumed after the last epoch had finished: nothing was left to run.
+            self._begin(len(self._earlier["epochs"]))

@@ -11,6 +11,8 @@ import pytest
 
 from discovery import bundle, training
 from discovery.cli import main
+from discovery.config import PipelineConfig
+from discovery.errors import ParameterError
 from discovery.nn import get_preset
 from discovery.recording import analyse
 
@@ -87,12 +89,24 @@ def test_savedmodel_loads_without_discovery(trained, annotated_recording, tmp_pa
         "m = tf.saved_model.load(sys.argv[1])\n"
         "out = m.signatures['embed'](windows=tf.constant(np.load(sys.argv[2])))\n"
         "np.save(sys.argv[3], out['z_mean'].numpy())\n"
+        "print(m.config_file.asset_path.numpy().decode())\n"
         "assert 'discovery' not in sys.modules\n")
-    subprocess.run([sys.executable, "-c", script, str(exported),
-                    str(tmp_path / "windows.npy"), str(tmp_path / "z.npy")],
-                   check=True, cwd=tmp_path)
+    done = subprocess.run([sys.executable, "-c", script, str(exported),
+                           str(tmp_path / "windows.npy"), str(tmp_path / "z.npy")],
+                          check=True, cwd=tmp_path, capture_output=True, text=True)
     z_mean, _ = model.embed(windows)
     assert np.max(np.abs(np.load(tmp_path / "z.npy") - z_mean)) < 1e-4
+    # The settings that build the input travel inside the SavedModel.
+    asset = exported / "assets" / "config.json"
+    assert Path(done.stdout.strip().splitlines()[-1]).resolve() == asset.resolve()
+    shipped = json.loads(asset.read_text())
+    original = json.loads((trained.bundle_dir / "config.json").read_text())
+    assert set(shipped) == set(original)
+    assert PipelineConfig.from_json(asset.read_text()) == bundle.load_config(
+        trained.bundle_dir)
+    readme = (exported / "assets" / "README.md").read_text()
+    frames, features = TINY.model.input_frames, TINY.model.input_features
+    assert f"shape (batch, {frames}, {features})" in readme and "[0, 1]" in readme
 
 
 def test_keras_export(trained, tmp_path):
@@ -104,14 +118,18 @@ def test_keras_export(trained, tmp_path):
 def test_interrupted_run_resumes_at_its_last_epoch(tmp_path, digit_clip):
     class Interrupt(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
-            if epoch == 2:
+            if epoch == 1:
                 raise KeyboardInterrupt
 
-    config = _config(epochs=4)
+    config = _config(epochs=2)
     with pytest.raises(KeyboardInterrupt):
         training.train([digit_clip.parent], tmp_path, config, progress=False,
                        callbacks=[Interrupt()])
     assert not (tmp_path / "model.keras").exists()
+    # An interrupted run resumes only with the settings it started with.
+    other = config.replace(model=config.model.replace(latent_dim=8))
+    with pytest.raises(ParameterError, match=r"interrupted run with `model.latent_dim`"):
+        training.train([digit_clip.parent], tmp_path, other, progress=False)
     seen = []
 
     class Record(keras.callbacks.Callback):
@@ -120,19 +138,64 @@ def test_interrupted_run_resumes_at_its_last_epoch(tmp_path, digit_clip):
 
     result = training.train([digit_clip.parent], tmp_path, config, progress=False,
                             callbacks=[Record()])
-    assert seen == [2, 3]
+    assert seen == [1]
     assert (result.bundle_dir / "model.keras").is_file()
+    # The card and the history count the epochs of both runs.
+    card = (result.bundle_dir / "MODEL_CARD.md").read_text()
+    assert "Epochs run: 2 of 2 (resumed after epoch 1)" in card
+    assert len(result.history["loss"]) == 2 and result.resumed_after == [1]
 
 
-def test_same_seed_same_model(tmp_path, digit_clip):
-    runs = [training.train([digit_clip.parent], tmp_path / str(i), _config(epochs=1),
-                           progress=False) for i in range(2)]
-    assert runs[0].history["loss"] == runs[1].history["loss"]
+def test_overwrite_retrains_from_scratch_with_the_same_seed_same_model(tmp_path,
+                                                                      digit_clip):
+    first = training.train([digit_clip.parent], tmp_path, _config(epochs=1),
+                           progress=False)
+    stale = tmp_path / "logs" / "stale.txt"
+    stale.write_text("from the run being replaced")
+    second = training.train([digit_clip.parent], tmp_path, _config(epochs=1),
+                            progress=False, overwrite=True)
+    assert first.history["loss"] == second.history["loss"]
+    assert not stale.exists() and (tmp_path / "model.keras").is_file()
+    assert "Epochs run: 1 of 1;" in (tmp_path / "MODEL_CARD.md").read_text()
 
 
 def test_info_reports_the_seed_encoder(capsys):
     assert main(["info", "--preset", "seed-v4"]) == 0
     assert "encoder parameters: 641,024" in capsys.readouterr().out
+
+
+def test_finished_bundle_is_refused_without_overwrite(trained, capsys):
+    out = trained.bundle_dir
+    before = (out / "model.keras").stat().st_mtime_ns
+    with pytest.raises(ParameterError, match="holds a trained model bundle already"):
+        training.train([DATA / "fsdd"], out, _config(epochs=2), progress=False)
+    assert main(["train", str(DATA / "fsdd"), "--out", str(out), "--preset", "tiny",
+                 "--quiet"]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "--overwrite" in error and str(out) in error
+    assert (out / "model.keras").stat().st_mtime_ns == before
+
+
+def test_overwrite_refuses_a_folder_with_other_files(tmp_path, capsys):
+    (tmp_path / "model.keras").write_bytes(b"old")
+    (tmp_path / "notes.txt").write_text("mine")
+    assert main(["train", str(DATA / "fsdd"), "--out", str(tmp_path), "--preset",
+                 "tiny", "--overwrite", "--quiet"]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "'notes.txt'" in error
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+    assert (tmp_path / "model.keras").read_bytes() == b"old"
+
+
+def test_unwritable_output_is_one_line(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    assert main(["train", str(DATA / "fsdd"), "--out", str(blocker), "--preset",
+                 "tiny", "--quiet"]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and f"{blocker}: is a file" in error
+    with pytest.raises(ParameterError, match="cannot write here"):
+        training.train([DATA / "fsdd"], blocker / "below", _config(), progress=False)
 
 
 def test_cli_errors(tmp_path, capsys):

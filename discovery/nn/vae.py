@@ -29,6 +29,14 @@ from discovery.errors import ModelError, ParameterError
 from discovery.nn.decoder import build_decoder, build_silence_head
 from discovery.nn.encoder import build_encoder
 
+# Saved in every VAE's config. Without discovery imported, `keras.saving.load_model`
+# fails with "Could not locate class 'VAE'" and prints that config, hint included;
+# Keras imports no module outside its own packages, so the file cannot do more.
+LOAD_HINT_KEY = "how_to_load"
+LOAD_HINT = ("This is a discovery model: run `import discovery.nn` before "
+             "keras.saving.load_model(), or load its bundle folder with "
+             "discovery.load_model(folder).")
+
 # One traced embedding function per model (see `VAE.embed`).
 _EMBED_FUNCTIONS = weakref.WeakKeyDictionary()
 
@@ -278,7 +286,10 @@ class VAE(keras.Model):
         return z_mean, self.silence_head(z_mean, training=False)[:, 0]
 
     def get_config(self):
-        config = super().get_config()
+        # The hint goes first: Keras prints this config when it cannot find the class,
+        # the one place a saved file can tell a user who did not import discovery.
+        config = {LOAD_HINT_KEY: LOAD_HINT}
+        config.update(super().get_config())
         config.update({
             "input_frames": self.input_frames,
             "input_features": self.input_features,
@@ -295,6 +306,13 @@ class VAE(keras.Model):
             "silence_weight": self.silence_weight,
         })
         return config
+
+    @classmethod
+    def from_config(cls, config):
+        # The hint is a note for people, not an argument (files saved before it was
+        # added load too).
+        config = {key: value for key, value in config.items() if key != LOAD_HINT_KEY}
+        return cls(**config)
 
 
 def build_vae(config, *, beta=None, silence_weight=None, name="vae") -> VAE:
