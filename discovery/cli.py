@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
+import warnings
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -78,8 +81,10 @@ def _run_features(args) -> int:
     from discovery import audio, files, recording
 
     config = _pipeline_config(args)
-    paths = audio.find_audio_files(args.inputs)
+    paths, missing = files.find_inputs(args.inputs)
+    files.check_output_location(args.out, args.inputs)
     outputs = dict(zip(paths, files.output_paths(paths, args.out, ".npz")))
+    files.refuse_existing(list(outputs.values()), overwrite=args.overwrite)
     config_json = config.to_json()
 
     def work(path: Path):
@@ -93,7 +98,7 @@ def _run_features(args) -> int:
                                             progress=not args.quiet)
     if not args.quiet:
         print(f"wrote {len(results)} feature file(s) to {args.out}", file=sys.stderr)
-    return _report_failures(failures)
+    return _report_failures(missing + failures)
 
 
 def _run_train(args) -> int:
@@ -107,7 +112,8 @@ def _run_train(args) -> int:
                                         ("seed", args.seed))
         if value is not None}))
     result = training.train(args.inputs, args.out, config, progress=not args.quiet,
-                            command="discovery " + " ".join(sys.argv[1:]))
+                            command="discovery " + " ".join(sys.argv[1:]),
+                            overwrite=args.overwrite)
     if not args.quiet:
         print(f"wrote the model bundle to {result.bundle_dir} in {result.seconds:.0f} s; "
               f"TensorBoard: tensorboard --logdir {Path(args.out) / 'logs'}",
@@ -134,25 +140,22 @@ def _run_info(args) -> int:
 
 
 def _run_export(args) -> int:
+    import shutil
+
     from discovery import bundle
     from discovery.errors import ParameterError
-    from discovery.files import atomic_path
 
     model = _load_model(args.model)
     out = Path(args.out)
     if args.format == "keras":
-        if out.suffix != ".keras":
-            raise ParameterError(f"Invalid value for `--out`: expected a path ending in "
-                                 f".keras, received {str(out)!r}.")
-        with atomic_path(out) as temporary:
-            keras_path = temporary.with_suffix(".keras")
-            model.save(keras_path)
-            keras_path.replace(temporary)
+        bundle.export_keras(model, out)
     else:
         if out.exists():
             raise ParameterError(f"{out}: already exists; choose a new path for the "
                                  "SavedModel.")
         temporary = out.with_name(f".{out.name}.tmp")
+        # A killed export leaves its temporary folder; start from nothing.
+        shutil.rmtree(temporary, ignore_errors=True)
         bundle.export_savedmodel(model, temporary)
         temporary.rename(out)
     print(f"exported {args.model} to {out} ({args.format})", file=sys.stderr)
@@ -170,12 +173,13 @@ def _run_embed(args) -> int:
     from discovery import files
     from discovery.embed import embed_recordings
 
+    out = files.check_output_location(args.out, args.inputs) / "embeddings.npz"
+    files.refuse_existing([out], overwrite=args.overwrite)
     model = _load_model(args.model)
     embeddings, _, failures = embed_recordings(args.inputs, model,
                                                progress=not args.quiet,
                                                keep_features=False)
     if len(embeddings.files):
-        out = Path(args.out) / "embeddings.npz"
         files.save_npz(out, embeddings.to_arrays())
         if not args.quiet:
             print(f"wrote {len(embeddings)} windows of {len(embeddings.files)} "
@@ -207,10 +211,17 @@ def _run_pairs(args) -> int:
     import json as json_module
 
     from discovery import evaluate, files, plots
-    from discovery.embed import embed_recordings, resolve_model_dir
+    from discovery.embed import embed_paths, resolve_model_dir
 
+    # Labels, pairs and the output folder are checked before anything is embedded.
+    paths, failures = files.find_inputs(args.inputs)
+    evaluate.labels_from_names(paths, args.label_regex)
+    evaluate.check_pair_settings(n_pairs=args.pairs, prefix_frames=args.prefix_frames)
+    out = files.check_output_location(args.out, args.inputs)
+    files.refuse_existing([out / "pairs.json", out / "pairs.png"], overwrite=args.overwrite)
     model = _load_model(args.model)
-    _, recordings, failures = embed_recordings(args.inputs, model, progress=not args.quiet)
+    recordings, embed_failures = embed_paths(paths, model, progress=not args.quiet)
+    failures += embed_failures
     labels = evaluate.labels_from_names([r.recording.path for r in recordings],
                                         args.label_regex)
     if not args.quiet:
@@ -219,7 +230,6 @@ def _run_pairs(args) -> int:
     results, distances = evaluate.siamese_evaluation(
         recordings, labels, n_pairs=args.pairs, prefix_frames=args.prefix_frames,
         seed=args.seed)
-    out = Path(args.out)
     files.write_text(out / "pairs.json", json_module.dumps(
         {"n_files": len(recordings), "n_labels": int(len(set(labels))),
          "label_regex": args.label_regex, "model": str(resolve_model_dir(args.model)),
@@ -253,6 +263,8 @@ def build_parser() -> argparse.ArgumentParser:
     features.add_argument("inputs", nargs="+", metavar="INPUT",
                           help="audio files or folders (searched recursively)")
     features.add_argument("--out", required=True, type=Path, metavar="DIR")
+    features.add_argument("--overwrite", action="store_true",
+                          help="replace feature files that already exist")
     features.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_feature_options(features)
     features.set_defaults(run=_run_features)
@@ -262,7 +274,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train the VAE on recordings (annotations beside them give silence "
                     "targets) and write DIR/model.keras, config.json, MODEL_CARD.md, "
                     "TensorBoard logs under DIR/logs. Run it again on the same DIR to "
-                    "resume an interrupted run.")
+                    "resume an interrupted run; a DIR that holds a finished bundle is "
+                    "refused unless --overwrite.")
     train.add_argument("inputs", nargs="+", metavar="INPUT")
     train.add_argument("--out", required=True, type=Path, metavar="DIR")
     train.add_argument("--preset", default="default",
@@ -271,6 +284,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--epochs", type=int, metavar="N")
     train.add_argument("--batch-size", type=int, metavar="N")
     train.add_argument("--seed", type=int, metavar="N", help="makes the run deterministic")
+    train.add_argument("--overwrite", action="store_true",
+                       help="replace a finished model bundle in DIR (and its logs and "
+                            "training state); DIR must hold nothing else")
     train.add_argument("--quiet", action="store_true")
     train.set_defaults(run=_run_train)
 
@@ -297,6 +313,8 @@ def build_parser() -> argparse.ArgumentParser:
     embed.add_argument("inputs", nargs="+", metavar="INPUT")
     embed.add_argument("--out", required=True, type=Path, metavar="DIR")
     embed.add_argument("--model", metavar="DIR|NAME", help=MODEL_HELP)
+    embed.add_argument("--overwrite", action="store_true",
+                       help="replace an existing DIR/embeddings.npz")
     embed.add_argument("--quiet", action="store_true")
     embed.set_defaults(run=_run_embed)
 
@@ -320,7 +338,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--min-cluster-size", type=int, metavar="N",
                      help="HDBSCAN's smallest unit, in windows")
     run.add_argument("--overwrite", action="store_true",
-                     help="replace an existing output folder")
+                     help="replace the outputs of an earlier `discovery run` in DIR (a "
+                          "folder holding anything else is refused)")
     run.add_argument("--quiet", action="store_true")
     run.set_defaults(run=_run_run)
 
@@ -339,28 +358,61 @@ def build_parser() -> argparse.ArgumentParser:
     pairs.add_argument("--prefix-frames", type=int, metavar="K",
                        help="also score the first K frames with an open end")
     pairs.add_argument("--seed", type=int, default=0)
+    pairs.add_argument("--overwrite", action="store_true",
+                       help="replace an existing pairs.json and pairs.png in DIR")
     pairs.add_argument("--quiet", action="store_true")
     pairs.set_defaults(run=_run_pairs)
     return parser
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    # TensorFlow's C++ log lines are noise to a user (set TF_CPP_MIN_LOG_LEVEL to see
-    # them); real failures still raise Python errors.
+def _quiet_libraries() -> None:
+    """Keep TensorFlow's and absl's C++ log lines off the terminal (set
+    TF_CPP_MIN_LOG_LEVEL to see them); must run before TensorFlow is imported, since
+    its C++ logging reads the variable once, when the library loads."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "3")
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    # A warning for the user (a truncated file) is one line, like an error.
+    print(f"discovery: warning: {message}", file=sys.stderr)
+
+
+def _terminate(signum, frame):
+    # SIGTERM (kill, a job scheduler's time limit) cleans up exactly like Ctrl-C.
+    raise KeyboardInterrupt
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    _quiet_libraries()
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
+    shown, warnings.showwarning = warnings.showwarning, _show_warning
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
     try:
         return args.run(args)
     except DiscoveryError as error:
         print(f"discovery: error: {error}", file=sys.stderr)
         return EXIT_USAGE
+    except OSError as error:
+        # A file the user named cannot be read or written (permissions, a full disk):
+        # one line, not a traceback.
+        if error.filename is None:
+            raise
+        print(f"discovery: error: {error.filename}: {error.strerror or error}",
+              file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print("discovery: interrupted", file=sys.stderr)
         return 130
+    finally:
+        warnings.showwarning = shown
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

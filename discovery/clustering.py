@@ -28,10 +28,12 @@ times over PCA's (docs/benchmarks.md); PCA stays as the quick, linear choice.
 
 from __future__ import annotations
 
+import sys
 from typing import Any, Optional
 
 import hdbscan
 import numpy as np
+from tqdm.auto import tqdm
 from sklearn.base import BaseEstimator, ClusterMixin
 from sklearn.cluster import KMeans
 from sklearn.decomposition import PCA
@@ -123,6 +125,8 @@ class UnitClusterer(ClusterMixin, BaseEstimator):
             Defaults to 10_000.
         random_state: int or None. Seed for subsamples, UMAP, PCA and k-means.
             Defaults to 0.
+        verbose: bool. Print each stage on stderr (with a progress bar while UMAP
+            places the windows outside its fit). Defaults to False.
 
     Attributes:
         labels_: (n,) int64. Unit of each window; -1 for silence and noise.
@@ -161,7 +165,7 @@ class UnitClusterer(ClusterMixin, BaseEstimator):
                  min_samples: Optional[int] = None,
                  cluster_selection_method: str = "eom", silence_threshold: float = 0.5,
                  max_fit_points: Optional[int] = 10_000,
-                 random_state: Optional[int] = 0):
+                 random_state: Optional[int] = 0, verbose: bool = False):
         self.method = method
         self.reduction = reduction
         self.n_components = n_components
@@ -174,6 +178,11 @@ class UnitClusterer(ClusterMixin, BaseEstimator):
         self.silence_threshold = silence_threshold
         self.max_fit_points = max_fit_points
         self.random_state = random_state
+        self.verbose = verbose
+
+    def _say(self, message: str) -> None:
+        if self.verbose:
+            print(f"clustering: {message}", file=sys.stderr, flush=True)
 
     # -- validation ---------------------------------------------------------------
 
@@ -202,6 +211,8 @@ class UnitClusterer(ClusterMixin, BaseEstimator):
             _fail("silence_threshold", "a number in (0, 1]", threshold)
         _check_int("max_fit_points", self.max_fit_points, 100, optional=True)
         _check_int("random_state", self.random_state, 0, optional=True)
+        if not isinstance(self.verbose, (bool, np.bool_)):
+            _fail("verbose", "True or False", self.verbose)
 
     def _check_data(self, embeddings: Any, silence: Any) -> tuple:
         """(embeddings (n, D) float64, is_silence (n,) bool)."""
@@ -282,6 +293,8 @@ class UnitClusterer(ClusterMixin, BaseEstimator):
         self.reducer_ = None
         if self.n_components is None or x.shape[1] <= self.n_components:
             return x
+        self._say(f"{self.reduction.upper()} from {x.shape[1]} to {self.n_components} "
+                  f"dimensions, fitted on {len(fit_rows):,} of {len(x):,} windows")
         if self.reduction == "pca":
             self.reducer_ = PCA(n_components=min(self.n_components, len(x)),
                                 whiten=bool(self.whiten), random_state=self.random_state)
@@ -308,8 +321,12 @@ class UnitClusterer(ClusterMixin, BaseEstimator):
             return x
         if isinstance(self.reducer_, PCA):
             return self.reducer_.transform(x)
+        starts = range(0, len(x), TRANSFORM_BATCH)
+        if self.verbose and len(starts) > 1:
+            starts = tqdm(starts, desc="clustering: placing windows", unit="batch",
+                          file=sys.stderr, dynamic_ncols=True)
         return np.concatenate([self.reducer_.transform(x[start:start + TRANSFORM_BATCH])
-                               for start in range(0, len(x), TRANSFORM_BATCH)])
+                               for start in starts])
 
     def _fit_hdbscan(self, z: np.ndarray, fit_rows: np.ndarray) -> tuple:
         n = len(z)
@@ -326,6 +343,8 @@ class UnitClusterer(ClusterMixin, BaseEstimator):
             _fail("min_cluster_size", limit, size)
         if self.min_samples_ is not None and 2 * self.min_samples_ > len(fit_rows):
             _fail("min_samples", limit, self.min_samples)
+        self._say(f"HDBSCAN on {len(fit_rows):,} windows (min_cluster_size "
+                  f"{self.min_cluster_size_})")
         self.clusterer_ = hdbscan.HDBSCAN(
             min_cluster_size=self.min_cluster_size_, min_samples=self.min_samples_,
             cluster_selection_method=self.cluster_selection_method,
@@ -336,6 +355,8 @@ class UnitClusterer(ClusterMixin, BaseEstimator):
         probabilities[fit_rows] = self.clusterer_.probabilities_
         rest = np.setdiff1d(np.arange(n), fit_rows)
         if len(rest):
+            self._say(f"placing {len(rest):,} more windows into the "
+                      f"{int(self.clusterer_.labels_.max()) + 1} units")
             labels[rest], probabilities[rest] = self._place(z[rest])
         self.fit_indices_ = fit_rows
         self.silhouette_scores_ = None
@@ -353,9 +374,11 @@ class UnitClusterer(ClusterMixin, BaseEstimator):
         k = self.n_clusters
         self.silhouette_scores_ = None
         if k is None:
+            self._say(f"choosing k in {tuple(self.k_range)} by silhouette")
             k, self.silhouette_scores_ = self._choose_k(z)
         elif k > n:
             _fail("n_clusters", f"at most the number of non-silent windows ({n})", k)
+        self._say(f"k-means with k = {k} on {n:,} windows")
         self.clusterer_ = KMeans(n_clusters=k, n_init=4,
                                  random_state=self.random_state).fit(z)
         self.min_cluster_size_ = self.min_samples_ = None

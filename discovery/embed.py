@@ -9,18 +9,23 @@ straight from a view into the features: memory holds one recording's features (a
 from __future__ import annotations
 
 import dataclasses
+import sys
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import Callable, List, Optional, Sequence
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from discovery import audio
-from discovery.files import for_each_file
+from discovery.errors import DiscoveryError
+from discovery.files import Failure, find_inputs
 from discovery.recording import Recording, analyse
 
 # Windows per forward pass. The default model's convolution holds 64 maps of every
 # window's 32 x 64 cells: 0.5 MB a window, so 128 windows keep it to 64 MB.
 BATCH_SIZE = 128
+# Windows embedded between progress updates (about 4 minutes of audio at an 80 ms hop).
+PROGRESS_WINDOWS = 3072
 
 
 @dataclasses.dataclass
@@ -65,39 +70,90 @@ class Embeddings:
         return arrays
 
 
-def embed_recording(model, path, *, keep_features: bool = True) -> RecordingEmbedding:
+def embed_recording(model, path, *, keep_features: bool = True,
+                    on_progress: Optional[Callable[[float], None]] = None
+                    ) -> RecordingEmbedding:
     """Embed every window of one recording with a loaded bundle's model.
+
+    Windows that are digital silence (every frame below the absolute level floor,
+    `Recording.window_digital_silence`) get P(silence) = 1 whatever the model says:
+    the model never saw such input, and no unit can live there.
 
     Args:
         model: a `VAE` from `discovery.load_model` (carries `pipeline_config`).
         path: an audio file.
-        keep_features: keep the features in the result (the report draws them);
-            False drops them once embedded.
+        keep_features: keep the features and windows in the result; False drops them
+            once embedded (the run keeps only times, embeddings and levels, so its
+            memory does not grow with the audio).
+        on_progress: called with the seconds of audio embedded since the last call.
 
     Raises:
         AudioError: the file cannot be read.
     """
     result = analyse(path, model.pipeline_config)
-    embedding, silence = model.embed(result.windows.values, batch_size=BATCH_SIZE)
+    windows = result.windows.values
+    embedding = np.zeros((len(windows), model.latent_dim), np.float32)
+    silence = np.zeros(len(windows), np.float32)
+    done_s = 0.0
+    for first in range(0, len(windows), PROGRESS_WINDOWS):
+        rows = slice(first, first + PROGRESS_WINDOWS)
+        embedding[rows], silence[rows] = model.embed(windows[rows], batch_size=BATCH_SIZE)
+        if on_progress is not None:
+            reached = min(float(result.windows.end_s[rows][-1]), result.features.duration)
+            on_progress(max(reached - done_s, 0.0))
+            done_s = max(done_s, reached)
+    silence[result.window_digital_silence] = 1.0
     if not keep_features:
         result.features.values = np.zeros((0, result.features.values.shape[1]), np.float32)
         result.windows.values = result.windows.values[:0]
-    return RecordingEmbedding(result, embedding.astype(np.float32),
-                              silence.astype(np.float32))
+    return RecordingEmbedding(result, embedding, silence)
+
+
+def _seconds(path: Path) -> float:
+    try:
+        return audio.info(path).duration
+    except DiscoveryError:
+        return 0.0  # reported as a failure when it is read
+
+
+def embed_paths(paths: Sequence[Path], model, *, progress: bool = True,
+                keep_features: bool = True) -> tuple:
+    """Embed audio files, keeping going past files that cannot be read.
+
+    Progress is shown in seconds of audio, so a single long file moves the bar too.
+
+    Returns:
+        (per-recording `RecordingEmbedding` list, failures: list of `Failure`).
+    """
+    recordings, failures = [], []
+    bar = tqdm(total=round(sum(_seconds(p) for p in paths), 1), unit="s", desc="embedding",
+               disable=not progress, file=sys.stderr, dynamic_ncols=True,
+               bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s of audio [{elapsed}<{remaining}]")
+    with bar:
+        for path in paths:
+            try:
+                recordings.append(embed_recording(model, path, keep_features=keep_features,
+                                                  on_progress=bar.update))
+            except DiscoveryError as error:
+                failures.append(Failure(str(path), str(error)))
+                bar.set_postfix(failed=len(failures))
+    return recordings, failures
 
 
 def embed_recordings(inputs: Sequence, model, *, progress: bool = True,
                      keep_features: bool = True) -> tuple:
-    """Embed every recording under `inputs`.
+    """Embed every recording under `inputs` (files or folders).
+
+    A missing input or an unreadable file is listed in the failures; the others are
+    embedded.
 
     Returns:
         (`Embeddings`, per-recording `RecordingEmbedding` list, failures).
     """
-    paths = audio.find_audio_files(inputs)
-    results, failures = for_each_file(
-        paths, lambda path: embed_recording(model, path, keep_features=keep_features),
-        description="embedding", progress=progress)
-    return combine([r for _, r in results]), [r for _, r in results], failures
+    paths, failures = find_inputs(inputs)
+    recordings, embed_failures = embed_paths(paths, model, progress=progress,
+                                             keep_features=keep_features)
+    return combine(recordings), recordings, failures + embed_failures
 
 
 def combine(recordings: Sequence[RecordingEmbedding]) -> Embeddings:
@@ -117,14 +173,20 @@ def combine(recordings: Sequence[RecordingEmbedding]) -> Embeddings:
 
 
 def default_model_dir() -> Path:
-    """The shipped default bundle: `models/default` in the source tree (an editable
-    install, `pip install -e .`, finds it there)."""
+    """The shipped default bundle (see `shipped_models_dir`)."""
     return shipped_models_dir() / "default"
 
 
 def shipped_models_dir() -> Path:
-    """The folder of the shipped bundles (`models/` in the source tree)."""
-    return Path(__file__).resolve().parent.parent / "models"
+    """The folder of the shipped bundles.
+
+    A regular install or a wheel carries them as package data in
+    `site-packages/discovery/models`; an editable install (`pip install -e .`) reads
+    the repository's top-level `models/` (pyproject.toml maps one onto the other).
+    """
+    package = Path(__file__).resolve().parent
+    installed = package / "models"
+    return installed if installed.is_dir() else package.parent / "models"
 
 
 def resolve_model_dir(model) -> Path:

@@ -6,19 +6,16 @@
       --report.py--> units.csv, embeddings.npz, report.html, Raven and Audacity tables,
                      run.json, scores.json
 
-Everything is written into a new folder beside the output folder and moved into place
-at the end, so an output folder never mixes two runs and a failed run leaves nothing
-half-written.
+Everything is written into a staging folder inside the output folder and moved into
+place at the end (`discovery.files.output_folder`), so an output folder never mixes two
+runs, a failed run leaves nothing half-written, and the inputs are never touched.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import List, Optional, Sequence
@@ -26,9 +23,9 @@ from typing import List, Optional, Sequence
 import numpy as np
 
 from discovery import annotations, bundle, files
-from discovery.clustering import MIN_WINDOWS, REDUCTIONS, UnitClusterer, merge_units
-from discovery.embed import RecordingEmbedding, combine, embed_recordings, resolve_model_dir
-from discovery.errors import ParameterError
+from discovery.clustering import METHODS, MIN_WINDOWS, REDUCTIONS, UnitClusterer, merge_units
+from discovery.embed import RecordingEmbedding, combine, embed_paths, resolve_model_dir
+from discovery.errors import AudioError, DiscoveryError, ParameterError
 from discovery.evaluate import unit_scores
 from discovery.files import Failure
 from discovery.report import write_html_report
@@ -42,9 +39,10 @@ class RunConfig:
 
     # "hdbscan" (density-based discovery: finds the number of units) or "kmeans".
     method: str = "hdbscan"
-    # k for k-means; None chooses it by silhouette.
+    # k for k-means (k-means only); None chooses it by silhouette.
     n_clusters: Optional[int] = None
-    # HDBSCAN's smallest unit, in windows; None picks it from the number of windows.
+    # HDBSCAN's smallest unit, in windows (HDBSCAN only); None picks it from the number
+    # of windows.
     min_cluster_size: Optional[int] = None
     # "umap" or "pca": the reduction before clustering, and the dimensions it keeps.
     reduction: str = "umap"
@@ -54,12 +52,28 @@ class RunConfig:
     seed: int = 0
 
     def __post_init__(self):
-        if self.method not in ("hdbscan", "kmeans"):
-            raise ParameterError(f"Invalid value for `method`: expected 'hdbscan' or "
-                                 f"'kmeans', received {self.method!r}.")
+        if self.method not in METHODS:
+            raise ParameterError(f"Invalid value for `method`: expected one of "
+                                 f"{METHODS}, received {self.method!r}.")
         if self.reduction not in REDUCTIONS:
             raise ParameterError(f"Invalid value for `reduction`: expected one of "
                                  f"{REDUCTIONS}, received {self.reduction!r}.")
+        # A setting the chosen method ignores is a mistake to point out, not to record.
+        if self.n_clusters is not None and self.method != "kmeans":
+            raise ParameterError(f"Invalid value for `n_clusters` (--clusters): it sets "
+                                 f"k-means' k and does not apply to method "
+                                 f"{self.method!r}, received {self.n_clusters!r}.")
+        if self.min_cluster_size is not None and self.method != "hdbscan":
+            raise ParameterError(f"Invalid value for `min_cluster_size` "
+                                 f"(--min-cluster-size): it applies to HDBSCAN only, "
+                                 f"not to method {self.method!r}, received "
+                                 f"{self.min_cluster_size!r}.")
+        # The clusterer checks the rest (types, ranges) before any heavy work starts.
+        UnitClusterer(method=self.method, n_clusters=self.n_clusters,
+                      min_cluster_size=self.min_cluster_size, reduction=self.reduction,
+                      n_components=self.n_components,
+                      silence_threshold=self.silence_threshold,
+                      random_state=self.seed)._check_params()
 
 
 @dataclasses.dataclass
@@ -76,43 +90,48 @@ class RunSummary:
     failures: List[Failure]
 
 
-def _prepare_output(out_dir: Path, overwrite: bool) -> Path:
-    """A fresh staging folder beside `out_dir`; refuses to mix with an old run."""
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ParameterError(f"{out_dir}: exists and is not a folder.")
-    if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
-        raise ParameterError(f"{out_dir}: the output folder already holds files; choose a "
-                             "new folder or pass --overwrite to replace it.")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    # mkdtemp makes the folder private (0700); give it the usual umask permissions.
-    umask = os.umask(0)
-    os.umask(umask)
-    staging.chmod(0o777 & ~umask)
-    return staging
+# What `run` writes into its folder; `--overwrite` replaces a folder of these alone.
+RUN_OUTPUTS = ("units.csv", "embeddings.npz", "report.html", "tables", "run.json",
+               "scores.json")
+RUN_MARKER = "run.json"
 
 
-def _commit_output(staging: Path, out_dir: Path) -> None:
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    os.replace(staging, out_dir)
+def _read_annotations(paths: Sequence[Path]) -> tuple:
+    """Each recording's annotation (or None), read and checked before any heavy work.
+
+    Returns:
+        (dict path -> Annotation or None, failures: a bad annotation is listed and its
+        recording is processed without scores).
+    """
+    found, failures = {}, []
+    for path in paths:
+        try:
+            found[path] = annotations.find_annotation(path)
+        except DiscoveryError as error:
+            found[path] = None
+            failures.append(Failure(str(annotations.annotation_path(path)),
+                                    f"{error} The recording is processed without scores."))
+    return found, failures
 
 
-def _scores(recordings: Sequence[RecordingEmbedding], units: np.ndarray,
-            offsets: np.ndarray, silence_threshold: float) -> Optional[dict]:
+def _scores(recordings: Sequence[RecordingEmbedding], found: dict, units: np.ndarray,
+            offsets: np.ndarray, silence_threshold: float,
+            window_sound_fraction: float) -> Optional[dict]:
     items = []
     for index, item in enumerate(recordings):
-        annotation = annotations.find_annotation(item.recording.path)
+        annotation = found.get(Path(item.recording.path))
         if annotation is None:
             continue
         rows = slice(offsets[index], offsets[index + 1])
         items.append({"annotation": annotation, "duration_s": item.recording.features.duration,
                       "start_s": item.recording.windows.start_s,
                       "end_s": item.recording.windows.end_s, "unit": units[rows],
-                      "silence": item.silence >= silence_threshold})
+                      "silence": item.silence >= silence_threshold,
+                      "valid_fraction": item.recording.windows.n_valid
+                      / item.recording.windows.values.shape[1]})
     if not items:
         return None
-    scores = unit_scores(items)
+    scores = unit_scores(items, window_sound_fraction=window_sound_fraction)
     scores["n_annotated_recordings"] = len(items)
     return scores
 
@@ -123,34 +142,45 @@ def run(inputs: Sequence, out_dir, *, model_dir=None, config: RunConfig = RunCon
     """Discover units in recordings and write every output into `out_dir`.
 
     Args:
-        inputs: audio files or folders.
-        out_dir: a new (or empty) folder; with `overwrite`, an old run there is replaced.
-        model_dir: a model bundle; None takes the shipped `models/default`.
+        inputs: audio files or folders. A missing one, or a file that cannot be read,
+            is listed in the summary's failures and the others are processed.
+        out_dir: a new or empty folder (the current folder too), never an input nor
+            holding one; with `overwrite`, a previous run there is replaced.
+        model_dir: a model bundle folder or a shipped bundle's name; None takes the
+            shipped `models/default`.
         config: clustering settings.
-        overwrite: replace an existing, non-empty `out_dir`.
+        overwrite: replace the outputs of a previous `discovery run` in `out_dir`
+            (a folder holding anything else is refused).
         progress: show progress.
         command: the command line, recorded in run.json.
 
     Raises:
-        ParameterError: `out_dir` holds files and `overwrite` is False.
+        ParameterError: `out_dir` is refused (see `discovery.files.output_folder`), or
+            too little sound to cluster.
         ModelError: the model bundle is missing or broken.
-        AudioError: no recording could be read.
+        AudioError: no recording could be read (each file's reason is named).
     """
-    from discovery.errors import AudioError
-
     out_dir = Path(out_dir)
     timings = {}
     started = time.perf_counter()
-    staging = _prepare_output(out_dir, overwrite)
-    try:
-        model_dir = resolve_model_dir(model_dir)
+    # Every check that can refuse the run comes before the model loads and the work starts.
+    paths, failures = files.find_inputs(inputs)
+    model_dir = resolve_model_dir(model_dir)
+    with files.output_folder(out_dir, inputs=inputs, overwrite=overwrite,
+                             owned=RUN_OUTPUTS, marker=RUN_MARKER,
+                             command="discovery run") as staging:
+        found, annotation_failures = _read_annotations(paths)
+        failures += annotation_failures
         model = bundle.load_model(model_dir)
         timings["load_model_s"] = time.perf_counter() - started
 
         mark = time.perf_counter()
-        _, recordings, failures = embed_recordings(inputs, model, progress=progress)
+        recordings, embed_failures = embed_paths(paths, model, progress=progress,
+                                                 keep_features=False)
+        failures += embed_failures
         if not recordings:
-            raise AudioError(f"{inputs[0]}: no readable recordings.")
+            reasons = "; ".join(f.message for f in failures) or "no audio files"
+            raise AudioError(f"no readable recordings: {reasons}")
         embeddings = combine(recordings)
         timings["features_and_embedding_s"] = time.perf_counter() - mark
 
@@ -161,15 +191,12 @@ def run(inputs: Sequence, out_dir, *, model_dir=None, config: RunConfig = RunCon
                 f"{inputs[0]}: too little sound to find units: {n_sound} of "
                 f"{len(embeddings)} windows are not silence, at least {MIN_WINDOWS} are "
                 "needed; give longer or more recordings.")
-        if progress:
-            print(f"clustering {len(embeddings)} windows ({config.method})",
-                  file=sys.stderr)
         clusterer = UnitClusterer(method=config.method, n_clusters=config.n_clusters,
                                   min_cluster_size=config.min_cluster_size,
                                   reduction=config.reduction,
                                   n_components=config.n_components,
                                   silence_threshold=config.silence_threshold,
-                                  random_state=config.seed)
+                                  random_state=config.seed, verbose=progress)
         clusterer.fit(embeddings.embedding, silence=embeddings.silence)
         units, probabilities = clusterer.labels_, clusterer.probabilities_
         occurrences = merge_units(embeddings.file, embeddings.start_s, embeddings.end_s,
@@ -178,17 +205,18 @@ def run(inputs: Sequence, out_dir, *, model_dir=None, config: RunConfig = RunCon
 
         mark = time.perf_counter()
         offsets = np.concatenate([[0], np.cumsum([len(r.embedding) for r in recordings])])
-        scores = _scores(recordings, units, offsets, config.silence_threshold)
+        scores = _scores(recordings, found, units, offsets, config.silence_threshold,
+                         model.pipeline_config.silence.window_sound_fraction)
         timings["scores_s"] = time.perf_counter() - mark
 
         mark = time.perf_counter()
         result = DiscoveryResult(
             recordings=[RecordingInfo(
                 path=r.recording.path, duration_s=r.recording.features.duration,
-                features=r.recording.features.values,
-                frame_hop_s=r.recording.features.config.hop_length
-                / r.recording.features.config.sample_rate,
-                annotation=annotations.find_annotation(r.recording.path))
+                feature_config=r.recording.features.config,
+                reference_db=r.recording.features.reference_db,
+                annotation=found.get(Path(r.recording.path)),
+                digital_silence=bool(np.all(r.recording.window_digital_silence)))
                 for r in recordings],
             window_file=embeddings.file, window_start_s=embeddings.start_s,
             window_end_s=embeddings.end_s, embedding=embeddings.embedding,
@@ -200,16 +228,13 @@ def run(inputs: Sequence, out_dir, *, model_dir=None, config: RunConfig = RunCon
         _write_outputs(staging, result, embeddings, progress=progress)
         timings["report_s"] = time.perf_counter() - mark
         timings["total_s"] = time.perf_counter() - started
-        files.write_text(staging / "run.json", json.dumps({
-            "command": command, "inputs": [str(p) for p in inputs],
+        files.write_text(staging / RUN_MARKER, json.dumps({
+            "written_by": "discovery run", "command": command,
+            "inputs": [str(p) for p in inputs],
             "recordings": embeddings.files, "failures": [f.message for f in failures],
             "n_windows": int(len(embeddings)), "n_units": int(clusterer.n_clusters_),
             "n_occurrences": int(len(occurrences["unit"])),
             "settings": result.settings, "timings_s": timings}, indent=2, default=str))
-        _commit_output(staging, out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return RunSummary(out_dir, len(recordings), len(embeddings), int(clusterer.n_clusters_),
                       int(len(occurrences["unit"])), scores, timings, failures)
 

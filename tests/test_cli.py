@@ -27,8 +27,8 @@ def test_features_writes_one_npz_per_recording(tmp_path, annotated_recording, di
                  "--quiet"])
     assert code == 0
     written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.npz"))
-    assert written == ["fsdd/0_george_0.npz", "recordings/rec_01.npz"]
-    with np.load(out / "recordings" / "rec_01.npz") as arrays:
+    assert written == ["fsdd/0_george_0.wav.npz", "recordings/rec_01.wav.npz"]
+    with np.load(out / "recordings" / "rec_01.wav.npz") as arrays:
         assert arrays["features"].shape[1] == 64
         assert len(arrays["window_start_s"]) == len(arrays["window_silence"])
         assert 0.3 < arrays["window_silence"].mean() < 0.8
@@ -40,7 +40,7 @@ def test_feature_options_override_the_preset(tmp_path, digit_clip):
     code = main(["features", str(digit_clip), "--out", str(tmp_path), "--quiet",
                  "--features", "fbank26", "--fmax", "3000"])
     assert code == 0
-    with np.load(tmp_path / "0_george_0.npz") as arrays:
+    with np.load(tmp_path / "0_george_0.wav.npz") as arrays:
         assert arrays["features"].shape[1] == 26
         assert '"fmax": 3000.0' in str(arrays["config"])
 
@@ -64,8 +64,8 @@ def test_bad_setting_gives_one_line_and_exit_2(tmp_path, digit_clip):
     result = _run("features", digit_clip, "--out", tmp_path, "--window-seconds", "-1")
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        "discovery: error: Invalid value for `window_seconds`: expected a number > 0, "
-        "received -1.0."]
+        "discovery: error: Invalid value for `window_seconds`: expected a number in "
+        "(0, 60], received -1.0."]
 
 
 def test_folder_with_good_and_bad_files(tmp_path, digit_clip, capsys):
@@ -80,8 +80,8 @@ def test_folder_with_good_and_bad_files(tmp_path, digit_clip, capsys):
     soundfile.write(folder / "d_nan.wav", nan, 8000, subtype="FLOAT")
     code = main(["features", str(folder), "--out", str(tmp_path / "out"), "--quiet"])
     assert code == 2
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["b_good.npz",
-                                                                    "c_good.npz"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["b_good.flac.npz",
+                                                                    "c_good.wav.npz"]
     errors = capsys.readouterr().err.strip().splitlines()
     assert len(errors) == 2
     assert "a_bad.wav" in errors[0] and "d_nan.wav: sample 3 is NaN" in errors[1]
