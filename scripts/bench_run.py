@@ -1,6 +1,7 @@
-"""End-to-end speed and memory of `discovery run` on one long recording.
+"""End-to-end speed and memory of `discovery run` on one long recording or a folder.
 
-Builds a recording of `--hours` hours in a temporary folder by concatenating the sample
+Builds a recording of `--hours` hours (or, with `--files N`, a folder of N recordings
+that last `--hours` together) in a temporary folder by concatenating the sample
 recordings (the three FSDD long recordings in ../shared/data/recordings when present,
 else data/recordings/rec_01.wav, repeated), converted to the model's sample rate and
 written as 16-bit WAV block by block, so this script stays small in memory. Then runs
@@ -10,6 +11,8 @@ peak RSS and the per-stage times from the output's run.json, against the targets
 (peak RSS under 2 GB, at least 30x real time).
 
     python scripts/bench_run.py                    # 1 hour, default model
+    python scripts/bench_run.py --hours 4              # one 4-hour file
+    python scripts/bench_run.py --hours 4 --files 16   # 16 files of 15 minutes
     python scripts/bench_run.py --hours 0.25 --keep --model models/default
 
 There is no peer to run beside it: no other tool does the same job (features, a
@@ -139,6 +142,7 @@ def busy_cpu_seconds() -> float:
 
 
 def run_discovery(recording: Path, out_dir: Path, model, quiet: bool) -> dict:
+    """Run `discovery run` on `recording` (a file or a folder) in a subprocess."""
     command = [sys.executable, "-m", "discovery.cli", "run", str(recording),
                "--out", str(out_dir)]
     if model:
@@ -187,6 +191,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hours", type=float, default=1.0,
                         help="length of the built recording (default: %(default)s)")
+    parser.add_argument("--files", type=int, default=1,
+                        help="split the hours into this many recordings in one folder "
+                             "(default: %(default)s)")
     parser.add_argument("--keep", action="store_true",
                         help="keep the recording and the run's output folder")
     parser.add_argument("--model", type=Path, help="a model bundle (default: models/default)")
@@ -202,18 +209,28 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if not args.hours > 0:
         parser.error("--hours: expected a number > 0")
+    if args.files < 1:
+        parser.error("--files: expected an integer >= 1")
 
     sources = args.sources or default_sources()
     workdir = Path(tempfile.mkdtemp(prefix="bench_run.", dir=args.workdir))
     try:
         rate = model_sample_rate(args.model)
-        recording = workdir / "long.wav"
         mark = time.perf_counter()
-        duration = build_recording(recording, sources, seconds=args.hours * 3600,
-                                   sample_rate=rate)
-        print(f"built {recording} ({duration:.0f} s at {rate} Hz from "
-              f"{', '.join(p.name for p in sources)}) in {time.perf_counter() - mark:.1f} s",
-              flush=True)
+        if args.files == 1:
+            recording = workdir / "long.wav"
+            duration = build_recording(recording, sources, seconds=args.hours * 3600,
+                                       sample_rate=rate)
+        else:
+            recording = workdir / "recordings"
+            recording.mkdir()
+            duration = sum(build_recording(recording / f"part_{index:03d}.wav", sources,
+                                           seconds=args.hours * 3600 / args.files,
+                                           sample_rate=rate)
+                           for index in range(args.files))
+        print(f"built {recording} ({args.files} file(s), {duration:.0f} s at {rate} Hz "
+              f"from {', '.join(p.name for p in sources)}) in "
+              f"{time.perf_counter() - mark:.1f} s", flush=True)
         measured = run_discovery(recording, workdir / "out", args.model,
                                  quiet=not args.verbose)
         if measured["returncode"] != 0:
