@@ -13,9 +13,12 @@ runs, a failed run leaves nothing half-written, and the inputs are never touched
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import importlib
 import json
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import List, Optional, Sequence
@@ -96,6 +99,23 @@ RUN_OUTPUTS = ("units.csv", "embeddings.npz", "report.html", "tables", "run.json
 RUN_MARKER = "run.json"
 
 
+def _warm_up_umap() -> None:
+    """Import pynndescent (umap's nearest-neighbour library) in a background thread.
+
+    Its import compiles dozens of numba kernels: about 25 s of one core the first time
+    after an install (numba caches them for later runs). Compiling runs in LLVM with the
+    GIL released, so on a second core it overlaps loading the model and embedding,
+    and clustering's own `import umap` waits only for what is left. pynndescent
+    imports nothing that the main thread imports meanwhile (TensorFlow), so the two
+    imports cannot deadlock.
+    """
+    def work():
+        with contextlib.suppress(Exception):  # clustering imports it again and reports
+            importlib.import_module("pynndescent")
+
+    threading.Thread(target=work, name="warm-up-pynndescent", daemon=True).start()
+
+
 def _read_annotations(paths: Sequence[Path]) -> tuple:
     """Each recording's annotation (or None), read and checked before any heavy work.
 
@@ -166,6 +186,8 @@ def run(inputs: Sequence, out_dir, *, model_dir=None, config: RunConfig = RunCon
     # Every check that can refuse the run comes before the model loads and the work starts.
     paths, failures = files.find_inputs(inputs)
     model_dir = resolve_model_dir(model_dir)
+    if config.reduction == "umap":
+        _warm_up_umap()
     with files.output_folder(out_dir, inputs=inputs, overwrite=overwrite,
                              owned=RUN_OUTPUTS, marker=RUN_MARKER,
                              command="discovery run") as staging:
