@@ -18,6 +18,7 @@ and its training state, and refuses a folder that holds anything else.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import shutil
 import sys
@@ -315,8 +316,11 @@ def train(inputs: Sequence, out_dir, config: PipelineConfig, *,
         model.compile(optimizer=keras.optimizers.Adam(training.learning_rate))
     standard, record = _callbacks(config, out_dir, monitored, validation_set is not None)
     callbacks = list(callbacks) + standard
-    model.fit(train_data, validation_data=validation_data, epochs=training.epochs,
-              callbacks=callbacks, shuffle=False, verbose=2 if progress else 0)
+    # Keras prints its epoch lines on stdout; every other progress line of discovery goes
+    # to stderr, so stdout stays clean for what a user pipes.
+    with contextlib.redirect_stdout(sys.stderr):
+        model.fit(train_data, validation_data=validation_data, epochs=training.epochs,
+                  callbacks=callbacks, shuffle=False, verbose=2 if progress else 0)
     # From the record, not fit's History, which holds only this run's epochs.
     epochs = [{name: value for name, value in epoch.items() if name != "elapsed_s"}
               for epoch in record.epochs]

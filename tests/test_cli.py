@@ -90,3 +90,23 @@ def test_folder_with_good_and_bad_files(tmp_path, digit_clip, capsys):
 def test_no_command_prints_help_and_exits_2(capsys):
     assert main([]) == 2
     assert "features" in capsys.readouterr().out
+
+
+def test_terminal_output_is_discovery_s_own(tmp_path):
+    """No TensorFlow or absl lines; progress and logs on stderr, stdout left clean."""
+    from pathlib import Path
+
+    data = Path(__file__).resolve().parent.parent / "data"
+    result = _run("train", data / "fsdd", "--preset", "tiny", "--epochs", "1", "--out",
+                  tmp_path / "model")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == ""
+    assert "reconstruction_loss:" in result.stderr  # Keras's epoch line
+    foreign = ("I0000", "W0000", "WARNING: All log messages", "oneDNN", "cpu_feature_guard",
+               "tensorflow/")
+    assert not [line for line in result.stderr.splitlines() if line.startswith(foreign)
+                or any(word in line for word in foreign[2:])]
+    quiet = _run("run", data / "fsdd", "--out", tmp_path / "run", "--quiet", "--method",
+                 "kmeans", "--clusters", "3", "--reduction", "pca")
+    assert quiet.returncode == 0, quiet.stderr
+    assert quiet.stdout == "" and quiet.stderr == ""
