@@ -99,7 +99,8 @@ def main(argv=None) -> int:
     inputs, scored, note = data(work)
     command = "python scripts/train_default.py " + " ".join(
         sys.argv[1:] if argv is None else argv)
-    result = training.train(inputs, work, config, command=command.strip())
+    # The script's own work folder: a rerun retrains from scratch, seeded.
+    result = training.train(inputs, work, config, command=command.strip(), overwrite=True)
     model = bundle.load_model(work)
     scores = silence_scores(model, scored)
     card = (work / bundle.CARD_FILE).read_text()
