@@ -51,7 +51,7 @@ import numpy as np
 from discovery import __version__
 from discovery.config import PipelineConfig
 from discovery.errors import ModelError, ParameterError
-from discovery.files import atomic_path, write_text
+from discovery.files import atomic_path, check_output_location, write_text
 
 MODEL_FILE = "model.keras"
 CONFIG_FILE = "config.json"
@@ -86,17 +86,7 @@ def make_writable_folder(directory) -> Path:
     Raises:
         ParameterError: it is a file, or cannot be created or written (read-only).
     """
-    directory = Path(directory)
-    if directory.exists() and not directory.is_dir():
-        raise ParameterError(f"{directory}: is a file; expected a folder to write into.")
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=directory):
-            pass
-    except OSError as error:
-        raise ParameterError(f"{directory}: cannot write here "
-                             f"({error.strerror or error}).") from None
-    return directory
+    return check_output_location(directory, inputs=())
 
 
 def save_bundle(model, config: PipelineConfig, directory, *, card: str) -> Path:

@@ -115,14 +115,13 @@ def check_output_location(out, inputs: Sequence) -> Path:
             raise ParameterError(f"{out}: the output folder would hold the input {entry}; "
                                  "choose an output folder outside the inputs.")
     if out.exists() and not out.is_dir():
-        raise ParameterError(f"{out}: exists and is not a folder.")
+        raise ParameterError(f"{out}: is a file; expected a folder to write into.")
     try:
         out.mkdir(parents=True, exist_ok=True)
-        probe = tempfile.NamedTemporaryFile(dir=out, prefix=".discovery-probe-")
-        probe.close()
+        with tempfile.TemporaryFile(dir=out):
+            pass
     except OSError as error:
-        raise ParameterError(f"{out}: cannot write into the output folder "
-                             f"({_os_reason(error)}).") from None
+        raise ParameterError(f"{out}: cannot write here ({_os_reason(error)}).") from None
     return out
 
 
@@ -147,8 +146,7 @@ def _lock(folder: Path) -> Iterator[None]:
     try:
         handle = open(path, "a+")
     except OSError as error:
-        raise ParameterError(f"{folder}: cannot write into the output folder "
-                             f"({_os_reason(error)}).") from None
+        raise ParameterError(f"{folder}: cannot write here ({_os_reason(error)}).") from None
     try:
         if fcntl is not None:
             try:

@@ -32,7 +32,7 @@ from discovery import bundle
 from discovery.config import PipelineConfig
 from discovery.dataset import WindowSet, load_windows, split_by_recording, to_tf_dataset
 from discovery.errors import ParameterError
-from discovery.files import Failure, write_text
+from discovery.files import Failure, check_output_location, write_text
 
 # Windows shown as images and in the projector.
 N_IMAGES = 6
@@ -112,15 +112,17 @@ def _check_resume(out_dir: Path, config: PipelineConfig) -> None:
                     "or pass --overwrite to start again.")
 
 
-def _prepare_out_dir(out_dir, config: PipelineConfig, *, overwrite: bool) -> Path:
+def _prepare_out_dir(out_dir, config: PipelineConfig, *, inputs: Sequence,
+                     overwrite: bool) -> Path:
     """Make `out_dir` ready for `train`: new, resumable, or cleared by `overwrite`.
 
     Raises:
-        ParameterError: `out_dir` holds a finished bundle and not `overwrite`; holds
-            files `train` did not write and `overwrite`; holds an interrupted run with
-            other settings; or cannot be written.
+        ParameterError: `out_dir` is or holds one of `inputs`; holds a finished bundle
+            and not `overwrite`; holds files `train` did not write and `overwrite`;
+            holds an interrupted run with other settings; or cannot be written.
     """
     out_dir = Path(out_dir)
+    check_output_location(out_dir, inputs)
     if out_dir.is_dir():
         if overwrite:
             _clear(out_dir)
@@ -293,7 +295,7 @@ def train(inputs: Sequence, out_dir, config: PipelineConfig, *,
 
     started = time.perf_counter()
     # Before the slow part, so that a folder that will be refused is refused at once.
-    out_dir = _prepare_out_dir(out_dir, config, overwrite=overwrite)
+    out_dir = _prepare_out_dir(out_dir, config, inputs=inputs, overwrite=overwrite)
     training = config.training
     keras.utils.set_random_seed(training.seed)
     tf.config.experimental.enable_op_determinism()

@@ -318,3 +318,11 @@ def test_digital_silence_alone_is_refused_with_a_reason(tmp_path, capsys):
 def test_output_folder_checks_before_any_work():
     with pytest.raises(ParameterError, match="would hold the input"):
         files.check_output_location(DATA, [DATA / "fsdd"])
+
+
+def test_train_may_not_write_into_its_inputs(recordings, capsys):
+    before = _snapshot(recordings)
+    assert main(["train", str(recordings), "--out", str(recordings), "--preset", "tiny",
+                 "--epochs", "1", "--quiet"]) == 2
+    _one_error(capsys, "would hold the input")
+    assert _snapshot(recordings) == before
