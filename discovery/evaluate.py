@@ -227,6 +227,17 @@ def _check_prefix_frames(prefix_frames) -> None:
                              f"or None, received {prefix_frames!r}.")
 
 
+def check_pair_settings(*, n_pairs, prefix_frames) -> None:
+    """Check the settings of `siamese_evaluation` before any work.
+
+    Raises:
+        ParameterError: `n_pairs` is not an integer >= 1, or `prefix_frames` not an
+            integer >= 1 or None.
+    """
+    _check_n_pairs(n_pairs)
+    _check_prefix_frames(prefix_frames)
+
+
 def _check_pair_labels(labels: np.ndarray, *, what: str, noun: str) -> None:
     """Raise unless `labels` give both duplicate and non-duplicate pairs.
 
