@@ -11,56 +11,42 @@
         windowed embeddings ──> k-means / HDBSCAN ──> units with timestamps, report
         dtw.py: batched DTW (tf.function) for Siamese-pair evaluation
 
-Modules import only earlier stages; only `cli.py` imports everything. TensorFlow is
-imported on first use of the model, so the light parts load fast.
+Stage folders, in the order data flows (docs/architecture.md): frontend/ (audio,
+features, windowing, silence, annotations, recording), nn/ (the Keras model),
+dataset.py, training.py, bundle.py, embed.py, dtw.py, units/ (clustering,
+occurrences), evaluate/ (scores, pairs), result.py, outputs/ (tables, plots, report),
+pipeline.py, cli.py. Modules import only earlier stages (import-linter contracts in
+pyproject.toml, checked by the tests). Everything below loads on first use
+(lazy_loader, as librosa does), so `import discovery` is fast and TensorFlow loads
+only with the model.
 """
 
 __version__ = "0.1.0"
 
-from discovery.annotations import Annotation, find_annotation, read_annotation
-from discovery.audio import AudioInfo, find_audio_files, info, load, stream
-from discovery.config import (
-    FEATURE_PRESETS,
-    FeatureConfig,
-    ModelConfig,
-    PipelineConfig,
-    SilenceConfig,
-    TrainConfig,
-    WindowConfig,
+import lazy_loader
+
+from discovery.errors import AudioError, AudioWarning, DiscoveryError, ModelError, ParameterError
+
+__getattr__, __dir__, __all__ = lazy_loader.attach(
+    __name__,
+    submodules=["bundle", "config", "dtw", "embed", "evaluate", "files", "frontend",
+                "nn", "outputs", "pipeline", "result", "training", "units"],
+    submod_attrs={
+        "config": ["FEATURE_PRESETS", "FeatureConfig", "ModelConfig", "PipelineConfig",
+                   "SilenceConfig", "TrainConfig", "WindowConfig"],
+        "frontend.annotations": ["Annotation", "find_annotation", "read_annotation"],
+        "frontend.audio": ["AudioInfo", "find_audio_files", "info", "load", "stream"],
+        "frontend.features": ["Features", "compute", "extract", "iter_features"],
+        "frontend.recording": ["Recording", "analyse"],
+        "frontend.windowing": ["Windows", "frame_windows", "make_windows"],
+        "bundle": ["load_model", "export_savedmodel"],
+        "training": ["train"],
+        "embed": ["embed_recordings", "Embeddings"],
+        "dtw": ["dtw_distance", "dtw_path", "pairwise_distances"],
+        "units": ["UnitClusterer", "merge_units"],
+        "evaluate": ["unit_scores"],
+        "pipeline": ["run", "RunConfig"],
+    },
 )
-from discovery.errors import (AudioError, AudioWarning, DiscoveryError, ModelError,
-                              ParameterError)
-from discovery.features import Features, compute, extract, iter_features
-from discovery.recording import Recording, analyse
-from discovery.windowing import Windows, frame_windows, make_windows
-
-
-# Heavier parts (TensorFlow, scikit-learn estimators) load on first use.
-_LAZY = {
-    "load_model": ("discovery.bundle", "load_model"),
-    "export_savedmodel": ("discovery.bundle", "export_savedmodel"),
-    "train": ("discovery.training", "train"),
-    "embed_recordings": ("discovery.embed", "embed_recordings"),
-    "Embeddings": ("discovery.embed", "Embeddings"),
-    "dtw_distance": ("discovery.dtw", "dtw_distance"),
-    "dtw_path": ("discovery.dtw", "dtw_path"),
-    "pairwise_distances": ("discovery.dtw", "pairwise_distances"),
-    "UnitClusterer": ("discovery.clustering", "UnitClusterer"),
-    "merge_units": ("discovery.clustering", "merge_units"),
-    "unit_scores": ("discovery.evaluate", "unit_scores"),
-    "run": ("discovery.pipeline", "run"),
-    "RunConfig": ("discovery.pipeline", "RunConfig"),
-}
-
-
-def __getattr__(name):
-    if name in _LAZY:
-        import importlib
-
-        module, attribute = _LAZY[name]
-        return getattr(importlib.import_module(module), attribute)
-    raise AttributeError(f"module 'discovery' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(list(globals()) + list(_LAZY))
+__all__ += ["AudioError", "AudioWarning", "DiscoveryError", "ModelError", "ParameterError",
+            "__version__"]

@@ -241,7 +241,7 @@ def export_keras(model, path) -> Path:
 
 def _export_readme(config: PipelineConfig) -> str:
     """The SavedModel's README.md asset: what its input is, with this model's numbers."""
-    from discovery.features import REFERENCE_PERCENTILE
+    from discovery.frontend.features import REFERENCE_PERCENTILE
 
     features, windows, model = config.features, config.windows, config.model
     paragraphs = [

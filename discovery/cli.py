@@ -78,7 +78,8 @@ def _report_failures(failures) -> int:
 
 
 def _run_features(args) -> int:
-    from discovery import audio, files, recording
+    from discovery.frontend import audio, recording
+    from discovery import files
 
     config = _pipeline_config(args)
     paths, missing = files.find_inputs(args.inputs)
@@ -210,7 +211,8 @@ def _run_run(args) -> int:
 def _run_pairs(args) -> int:
     import json as json_module
 
-    from discovery import evaluate, files, plots
+    from discovery import evaluate, files
+    from discovery.outputs import plots
     from discovery.embed import embed_paths, resolve_model_dir
 
     # Labels, pairs and the output folder are checked before anything is embedded.

@@ -15,11 +15,11 @@ from typing import List, Sequence
 
 import numpy as np
 
-from discovery import annotations, audio
+from discovery.frontend import annotations, audio
 from discovery.config import PipelineConfig
 from discovery.errors import AudioError
 from discovery.files import for_each_file
-from discovery.recording import analyse
+from discovery.frontend.recording import analyse
 
 
 @dataclasses.dataclass

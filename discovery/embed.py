@@ -16,10 +16,10 @@ from typing import Callable, List, Optional, Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
-from discovery import audio
+from discovery.frontend import audio
 from discovery.errors import DiscoveryError
 from discovery.files import Failure, find_inputs
-from discovery.recording import Recording, analyse
+from discovery.frontend.recording import Recording, analyse
 
 # Windows per forward pass. The default model's convolution holds 64 maps of every
 # window's 32 x 64 cells: 0.5 MB a window, so 128 windows keep it to 64 MB.

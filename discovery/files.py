@@ -262,7 +262,7 @@ def find_inputs(inputs: Sequence) -> tuple:
         (paths: list of `Path`, in order and without duplicates; failures: list of
         `Failure`).
     """
-    from discovery import audio
+    from discovery.frontend import audio
 
     paths, failures, seen = [], [], set()
     for entry in inputs:

@@ -25,15 +25,21 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
-from discovery import annotations, bundle, files
-from discovery.clustering import METHODS, MIN_WINDOWS, REDUCTIONS, UnitClusterer, merge_units
+from discovery.frontend import annotations
+from discovery import bundle, files
+from discovery.units.clustering import METHODS, MIN_WINDOWS, REDUCTIONS, UnitClusterer
+from discovery.units.occurrences import merge_units
 from discovery.embed import RecordingEmbedding, combine, embed_paths, resolve_model_dir
 from discovery.errors import AudioError, DiscoveryError, ParameterError
 from discovery.evaluate import unit_scores
 from discovery.files import Failure
-from discovery.report import write_html_report
-from discovery.results import (DiscoveryResult, RecordingInfo, write_audacity_labels,
-                               write_raven_table, write_units_csv)
+from discovery.outputs.report import write_html_report
+from discovery.result import DiscoveryResult, RecordingInfo
+from discovery.outputs.tables import (
+    write_audacity_labels,
+    write_raven_table,
+    write_units_csv,
+)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -158,7 +158,11 @@ def _callbacks(config: PipelineConfig, out_dir: Path, monitored: WindowSet,
                has_validation: bool):
     import keras
 
-    from discovery.callbacks import ReconstructionImages, SilenceConfusion, TrainingRecord
+    from discovery.nn.callbacks import (
+        ReconstructionImages,
+        SilenceConfusion,
+        TrainingRecord,
+    )
     from discovery.nn import BetaWarmup
 
     logs, checkpoints = out_dir / "logs", out_dir / CHECKPOINTS
@@ -290,7 +294,7 @@ def train(inputs: Sequence, out_dir, config: PipelineConfig, *,
     import keras
     import tensorflow as tf
 
-    from discovery.callbacks import write_projector
+    from discovery.nn.callbacks import write_projector
     from discovery.nn import build_vae
 
     started = time.perf_counter()

@@ -33,8 +33,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 
-from discovery import annotations, audio, bundle  # noqa: E402
-from discovery.clustering import UnitClusterer  # noqa: E402
+from discovery.frontend import annotations, audio  # noqa: E402
+from discovery import bundle
+from discovery.units.clustering import UnitClusterer  # noqa: E402
 from discovery.embed import embed_recording  # noqa: E402
 from discovery.evaluate import unit_scores  # noqa: E402
 

@@ -17,7 +17,7 @@ import sys
 import numpy as np
 from sklearn.metrics import balanced_accuracy_score
 
-from discovery import annotations, audio, recording
+from discovery.frontend import annotations, audio, recording
 from discovery.config import FeatureConfig, PipelineConfig, pipeline_for
 
 

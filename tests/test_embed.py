@@ -33,7 +33,7 @@ def test_embed_command_writes_one_row_per_window(tmp_path, digit_clip, annotated
 
 
 def test_silence_probability_follows_the_annotation(model, annotated_recording):
-    from discovery.annotations import find_annotation
+    from discovery.frontend.annotations import find_annotation
 
     result = embed.embed_recording(model, annotated_recording)
     annotation = find_annotation(annotated_recording)

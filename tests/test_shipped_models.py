@@ -2,7 +2,8 @@
 
 import pytest
 
-from discovery import audio, bundle, embed
+from discovery.frontend import audio
+from discovery import bundle, embed
 from discovery.evaluate import silence_scores
 
 

@@ -14,7 +14,7 @@ from discovery.cli import main
 from discovery.config import PipelineConfig
 from discovery.errors import ParameterError
 from discovery.nn import get_preset
-from discovery.recording import analyse
+from discovery.frontend.recording import analyse
 
 TINY = get_preset("tiny")
 DATA = Path(__file__).resolve().parent.parent / "data"

@@ -16,21 +16,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from discovery import features
-from discovery.annotations import find_annotation
+from discovery.frontend import features
+from discovery.frontend.annotations import find_annotation
 from discovery.config import FEATURE_PRESETS, FeatureConfig, PipelineConfig
 from discovery.errors import ParameterError
-from discovery.recording import analyse
-from discovery.report import write_html_report
-from discovery.results import (
-    DiscoveryResult,
-    RecordingInfo,
+from discovery.frontend.recording import analyse
+from discovery.outputs.report import write_html_report
+from discovery.result import DiscoveryResult, RecordingInfo
+from discovery.outputs.tables import (
     write_audacity_labels,
     write_raven_table,
     write_units_csv,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOT_SCRIPT = ROOT / "scripts" / "screenshot_report.py"
 
 
@@ -304,7 +303,7 @@ def test_inconsistent_result_is_rejected(result, tmp_path):
 
 
 def test_failed_write_leaves_no_file(result, tmp_path, monkeypatch):
-    import discovery.report as report_module
+    import discovery.outputs.report as report_module
 
     def fail(*args, **kwargs):
         raise RuntimeError("interrupted")
@@ -329,7 +328,7 @@ def _info(path, config: FeatureConfig, **changes) -> RecordingInfo:
                                            fmin=300.0)),  # rates with a small gcd
 ])
 def test_features_read_on_demand_equal_the_whole_files(clip, config):
-    from discovery.report import _recording_features
+    from discovery.outputs.report import _recording_features
 
     path = ROOT / "data" / clip
     whole = features.extract(path, config).values
@@ -346,7 +345,7 @@ def test_features_read_on_demand_equal_the_whole_files(clip, config):
 def test_features_read_on_demand_average_channels(tmp_path, finch_song):
     import soundfile
 
-    from discovery.report import _recording_features
+    from discovery.outputs.report import _recording_features
 
     mono, rate = soundfile.read(finch_song, dtype="float32")
     stereo = tmp_path / "stereo.wav"
@@ -360,7 +359,7 @@ def test_features_read_on_demand_average_channels(tmp_path, finch_song):
 def test_features_read_on_demand_zero_digital_silence(tmp_path, digit_clip):
     import soundfile
 
-    from discovery.report import _recording_features
+    from discovery.outputs.report import _recording_features
 
     samples, rate = soundfile.read(digit_clip, dtype="float32")
     gapped = tmp_path / "gapped.wav"
@@ -376,7 +375,7 @@ def test_features_read_on_demand_zero_digital_silence(tmp_path, digit_clip):
 def test_report_reads_bounded_spans_once_per_card(tmp_path, monkeypatch, annotated_recording):
     """Memory does not grow with the audio: the report keeps no features and reads from
     each file only the spans it draws, one per gallery card."""
-    import discovery.report as report_module
+    import discovery.outputs.report as report_module
 
     long_result = build_result([annotated_recording], n_units=4)
     for recording in long_result.recordings:
@@ -422,7 +421,7 @@ def _report_text(result, folder: Path) -> str:
 
 
 def test_unit_colors_are_stable_and_distinct():
-    from discovery import plots
+    from discovery.outputs import plots
 
     assert plots.unit_colors(3) == plots.unit_colors(60)[:3]
     colors = plots.unit_colors(60)
@@ -430,7 +429,7 @@ def test_unit_colors_are_stable_and_distinct():
 
 
 def test_plot_functions_return_their_axes(result, digit_clip):
-    from discovery import plots
+    from discovery.outputs import plots
 
     figure, axes = plots.new_figure(6, 6, nrows=5)
     values = features.extract(digit_clip, FeatureConfig()).values
@@ -444,7 +443,7 @@ def test_plot_functions_return_their_axes(result, digit_clip):
 
 
 def test_distance_histograms_png(rng):
-    from discovery import plots
+    from discovery.outputs import plots
 
     distances = {name: {mode: (rng.normal(1, 0.3, 50), rng.normal(2, 0.3, 60))
                         for mode in ("closed", "open_end")} for name in ("raw", "latent")}

@@ -9,13 +9,13 @@ from sklearn.decomposition import PCA
 from sklearn.exceptions import NotFittedError
 from sklearn.metrics import adjusted_rand_score, completeness_score, homogeneity_score
 
-from discovery.clustering import (
+from discovery.units.occurrences import (
     OCCURRENCE_KEYS,
     UNIT_TABLE_KEYS,
-    UnitClusterer,
     merge_units,
     unit_table,
 )
+from discovery.units.clustering import UnitClusterer
 from discovery.errors import ParameterError
 
 N_UNITS = 5
@@ -356,7 +356,7 @@ def _assert_recovers(truth, labels):
 @pytest.mark.parametrize("method", ["hdbscan", "kmeans"])
 def test_umap_reduction_recovers_blobs_and_places_new_points(blobs, rng, method,
                                                              monkeypatch):
-    from discovery import clustering
+    from discovery.units import clustering
 
     # Small batches, so that transforming the 400 rows outside the fit takes several.
     monkeypatch.setattr(clustering, "TRANSFORM_BATCH", 64)

@@ -3,7 +3,7 @@ import pytest
 
 from discovery.config import FeatureConfig, WindowConfig
 from discovery.errors import ParameterError
-from discovery.windowing import frame_windows, make_windows, window_starts
+from discovery.frontend.windowing import frame_windows, make_windows, window_starts
 
 
 def test_windows_cover_every_frame_and_pad_the_last():

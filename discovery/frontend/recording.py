@@ -10,10 +10,10 @@ from typing import Optional
 
 import numpy as np
 
-from discovery import features as features_module
-from discovery import silence
+from discovery.frontend import features as features_module
+from discovery.frontend import silence
 from discovery.config import PipelineConfig
-from discovery.windowing import Windows, make_windows
+from discovery.frontend.windowing import Windows, make_windows
 
 
 @dataclasses.dataclass

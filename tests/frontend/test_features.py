@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import soundfile
 
-from discovery import audio, features, recording
+from discovery.frontend import audio, features, recording
 from discovery.config import FEATURE_PRESETS, FeatureConfig, PipelineConfig, feature_count
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "data"
 
 

@@ -40,11 +40,13 @@ import numpy as np
 import soundfile
 import soxr
 
-from discovery import __version__, features, plots
+from discovery import __version__
+from discovery.frontend import features
+from discovery.outputs import plots
 from discovery.config import FeatureConfig, feature_count
 from discovery.errors import ParameterError
 from discovery.files import write_text
-from discovery.results import DiscoveryResult, RecordingInfo, occurrence_rows, validated
+from discovery.result import DiscoveryResult, RecordingInfo, occurrence_rows, validated
 
 # A window counts as silent when its P(silence) reaches this, unless told otherwise.
 DEFAULT_SILENCE_THRESHOLD = 0.5
@@ -692,55 +694,8 @@ def _footer(result: DiscoveryResult) -> str:
     return f'<footer id="settings">{"".join(parts)}</footer>'
 
 
-_CSS = """
-:root { --ink: #1d232a; --muted: #67707a; --line: #e3e6ea; --panel: #f6f7f9; --accent: #2c5d8f; }
-* { box-sizing: border-box; }
-body { margin: 0; font: 15px/1.5 -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial,
-       "Noto Sans", "DejaVu Sans", sans-serif; color: var(--ink); background: #fff; }
-main, header .inner, footer { max-width: 1280px; margin: 0 auto; padding: 0 24px; }
-header { background: var(--panel); border-bottom: 1px solid var(--line); padding: 18px 0 10px; }
-h1 { font-size: 26px; margin: 0 0 2px; }
-h2 { font-size: 20px; margin: 34px 0 10px; padding-bottom: 4px;
-     border-bottom: 1px solid var(--line); }
-h3 { font-size: 16px; margin: 20px 0 8px; }
-nav a { margin-right: 16px; color: var(--accent); text-decoration: none; font-size: 14px; }
-nav a:hover { text-decoration: underline; }
-a { color: var(--accent); }
-.muted { color: var(--muted); font-weight: normal; font-size: 13px; }
-.caption, figcaption { color: var(--muted); font-size: 13px; max-width: 980px; }
-figcaption.title { color: var(--ink); font-size: 14px; margin-bottom: 2px; }
-figure { margin: 10px 0 18px; }
-img.wide { width: 100%; height: auto; display: block; }
-.note { background: #fff7e0; border-left: 4px solid #e0a800; padding: 6px 10px; font-size: 14px; }
-.tiles { display: grid; grid-template-columns: repeat(auto-fill, minmax(130px, 1fr)); gap: 10px; }
-.tile { background: var(--panel); border: 1px solid var(--line); border-radius: 8px;
-        padding: 10px 12px; }
-.tile .value { font-size: 22px; font-weight: 600; font-variant-numeric: tabular-nums; }
-.tile .label { color: var(--muted); font-size: 13px; }
-table { border-collapse: collapse; font-size: 14px; margin: 6px 0; }
-th, td { padding: 5px 12px; border-bottom: 1px solid var(--line); text-align: left;
-         vertical-align: middle; }
-th { background: var(--panel); font-weight: 600; }
-table.numbers td:not(:first-child), table.numbers th:not(:first-child) { text-align: right;
-       font-variant-numeric: tabular-nums; }
-table.numbers td { position: relative; }
-table.compact { font-size: 12px; } table.compact td, table.compact th { padding: 2px 10px; }
-.track { display: inline-block; width: 90px; height: 10px; margin-right: 8px; background: #eef0f3;
-         border-radius: 2px; vertical-align: middle; text-align: left; }
-.track .fill { display: block; height: 100%; border-radius: 2px; }
-.swatch { display: inline-block; width: 13px; height: 13px; border-radius: 3px; margin-right: 7px;
-          vertical-align: -1px; border: 1px solid rgba(0,0,0,0.15); }
-.cards { display: flex; flex-wrap: wrap; gap: 10px; align-items: flex-start; }
-.card { border: 1px solid var(--line); border-radius: 6px; padding: 6px; background: #fff;
-        min-width: 192px; }
-.card img { display: block; height: 90px; margin: 0 auto 4px; }
-.card audio { width: 100%; height: 32px; }
-.card .where { font-size: 12px; color: var(--muted); }
-.card .name { display: block; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
-footer { margin-top: 40px; padding-top: 10px; padding-bottom: 30px;
-         border-top: 1px solid var(--line); }
-code { font-size: 12px; }
-"""
+# The page's style sheet, kept as a file of its own and inlined into every report.
+_CSS = (Path(__file__).resolve().parent / "report.css").read_text(encoding="utf-8")
 
 
 def _page(title: str, sections: List[str], has_scores: bool) -> str:

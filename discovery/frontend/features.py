@@ -29,7 +29,7 @@ from typing import Iterable, Iterator, List, Optional
 import librosa
 import numpy as np
 
-from discovery import audio
+from discovery.frontend import audio
 from discovery.config import FeatureConfig, feature_count
 
 # Power floor before taking dB (librosa's `amin` for power).

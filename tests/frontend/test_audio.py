@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from discovery import audio
+from discovery.frontend import audio
 from discovery.errors import AudioError, ParameterError
 
 

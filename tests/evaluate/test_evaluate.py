@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from discovery import evaluate
-from discovery.annotations import Annotation
+from discovery.frontend.annotations import Annotation
 from discovery.errors import ParameterError
 
 
@@ -126,7 +126,7 @@ def test_labels_from_names():
 
 def test_labels_without_duplicates_fail_in_one_line():
     """One take per digit: no duplicate pair exists (numpy's `zero-size array` before)."""
-    DATA = Path(__file__).resolve().parent.parent / "data"
+    DATA = Path(__file__).resolve().parents[2] / "data"
     paths = sorted((DATA / "fsdd").glob("*.wav"))
     message = (r"no two files share a label \(10 files, 10 labels\): duplicate pairs "
                r"need at least two files of one label")
@@ -176,7 +176,7 @@ def test_pairs_command_writes_json_and_png(tmp_path):
 
     from discovery.cli import main
 
-    DATA = Path(__file__).resolve().parent.parent / "data"
+    DATA = Path(__file__).resolve().parents[2] / "data"
 
     out = tmp_path / "pairs"
     code = main(["pairs", str(DATA / "fsdd"), "--label-regex", r"^\d_([a-z]+)_",
@@ -199,7 +199,7 @@ def test_pairs_command_writes_json_and_png(tmp_path):
 def test_pairs_command_rejects_a_regex_that_does_not_match(tmp_path, capsys):
     from discovery.cli import main
 
-    DATA = Path(__file__).resolve().parent.parent / "data"
+    DATA = Path(__file__).resolve().parents[2] / "data"
 
     code = main(["pairs", str(DATA / "fsdd"), "--label-regex", r"^speaker(\d)",
                  "--out", str(tmp_path / "p"), "--quiet"])
@@ -211,7 +211,7 @@ def test_pairs_command_rejects_a_regex_that_does_not_match(tmp_path, capsys):
 def test_pairs_command_on_one_take_per_digit_fails_in_one_line(tmp_path, capsys):
     from discovery.cli import main
 
-    DATA = Path(__file__).resolve().parent.parent / "data"
+    DATA = Path(__file__).resolve().parents[2] / "data"
     code = main(["pairs", str(DATA / "fsdd"), "--label-regex", r"^(\d)_",
                  "--out", str(tmp_path / "p"), "--quiet"])
     assert code == 2
@@ -223,7 +223,7 @@ def test_pairs_command_on_one_take_per_digit_fails_in_one_line(tmp_path, capsys)
 def test_pairs_command_prints_every_mode_headline_first(tmp_path, capsys):
     from discovery.cli import main
 
-    DATA = Path(__file__).resolve().parent.parent / "data"
+    DATA = Path(__file__).resolve().parents[2] / "data"
     assert main(["pairs", str(DATA / "fsdd"), "--label-regex", r"^\d_([a-z]+)_",
                  "--pairs", "8", "--prefix-frames", "20", "--out", str(tmp_path)]) == 0
     lines = [line for line in capsys.readouterr().err.splitlines() if "ROC-AUC" in line]
@@ -235,7 +235,7 @@ def test_pairs_command_prints_every_mode_headline_first(tmp_path, capsys):
 def test_silence_scores_need_an_annotation_and_score_each_recording():
     from discovery import bundle, embed
 
-    DATA = Path(__file__).resolve().parent.parent / "data"
+    DATA = Path(__file__).resolve().parents[2] / "data"
     model = bundle.load_model(embed.default_model_dir())
     scores = evaluate.silence_scores(model, [DATA / "recordings" / "rec_01.wav"])
     assert set(scores) == {"rec_01.wav", "all"} and scores["all"] == scores["rec_01.wav"]

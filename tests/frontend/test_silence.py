@@ -3,7 +3,7 @@ import pytest
 import soundfile
 from sklearn.metrics import balanced_accuracy_score
 
-from discovery import annotations, audio, features, recording, silence
+from discovery.frontend import annotations, audio, features, recording, silence
 from discovery.config import FeatureConfig, PipelineConfig, SilenceConfig, pipeline_for
 
 
