@@ -29,18 +29,22 @@ times over PCA's (docs/benchmarks.md); PCA stays as the quick, linear choice.
 from __future__ import annotations
 
 import sys
-from typing import Any, Optional
+from numbers import Integral, Real
+from typing import Any, NamedTuple, Optional
 
 import hdbscan
 import numpy as np
+from scipy.sparse import issparse
 from tqdm.auto import tqdm
 from sklearn.base import BaseEstimator, ClusterMixin
 from sklearn.cluster import KMeans
 from sklearn.decomposition import PCA
 from sklearn.metrics import pairwise_distances, silhouette_score
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted, validate_data
 
-from discovery.units._checks import _as_array, _check_int, _fail, _is_int
+from discovery.errors import ParameterError
+from discovery.units._checks import _as_array, _check_constraints, _fail, _is_int
 
 METHODS = ("hdbscan", "kmeans")
 REDUCTIONS = ("umap", "pca")
@@ -50,15 +54,32 @@ SELECTION_METHODS = ("eom", "leaf")
 MIN_WINDOWS = 10  # fewer non-silent windows than this cannot show any structure
 N_EXEMPLARS = 8
 SILHOUETTE_POINTS = 5_000  # silhouette is O(n^2): score k on at most this many windows
+MAX_SEED = 2**32 - 1  # numpy's RandomState, behind KMeans and UMAP, takes no larger seed
+
+
+class Placement(NamedTuple):
+    """Units of windows placed by `UnitClusterer.place`.
+
+    Attributes:
+        labels: (m,) int64. Unit of each window; -1 for silence and noise.
+        confidence: (m,) float64 in [0, 1]. How firmly each window belongs to its
+            unit, measured as `UnitClusterer.probabilities_`; 0 for silence.
+    """
+
+    labels: np.ndarray
+    confidence: np.ndarray
 
 
 class UnitClusterer(ClusterMixin, BaseEstimator):
     """Group window embeddings into units, leaving silence and outliers out (-1).
 
     Follows the scikit-learn estimator contract: `__init__` only stores its
-    arguments, `fit` validates them and the data and returns `self`, learned
-    attributes end in `_`. Unlike scikit-learn's `predict`, `predict` returns
-    `(labels, probabilities)`.
+    arguments, `fit` validates them (against `_parameter_constraints`) and the data
+    and returns `self`, learned attributes end in `_`, `predict` returns labels
+    only; `place` returns them with their confidence. scikit-learn's
+    `check_estimator` passes, but for the checks that set `n_clusters=1` (a single
+    unit is refused) and, with UMAP, the one that reorders the windows to predict
+    (see `place`).
 
     Args:
         method: "hdbscan" (finds the number of units, leaves outliers as noise) or
@@ -91,8 +112,8 @@ class UnitClusterer(ClusterMixin, BaseEstimator):
             fits on all windows. With 10,000, clustering an hour of windows (45,000 x
             32) took 39 s on 2 cores, numba's first compilation included.
             Defaults to 10_000.
-        random_state: int or None. Seed for subsamples, UMAP, PCA and k-means.
-            Defaults to 0.
+        random_state: int in [0, 2**32 - 1] or None. Seed for subsamples, UMAP, PCA
+            and k-means. Defaults to 0.
         verbose: bool. Print each stage on stderr (with a progress bar while UMAP
             places the windows outside its fit). Defaults to False.
 
@@ -120,11 +141,40 @@ class UnitClusterer(ClusterMixin, BaseEstimator):
         min_cluster_size_, min_samples_: int or None. HDBSCAN's values on the fit
             windows, after the default rule and scaling; None for k-means.
         n_features_in_: int. Embedding dimensions seen in `fit`.
+        feature_names_in_: (n_features_in_,) array of str. Column names, when `fit`
+            was given a DataFrame with string column names.
+
+    Raises:
+        ParameterError: from `fit` (and `_check_params`) for an invalid argument,
+            in place of scikit-learn's `InvalidParameterError`.
 
     Example:
         >>> clusterer = UnitClusterer(method="hdbscan").fit(z, silence=p_silence)
-        >>> labels, confidence = clusterer.predict(z_new, silence=p_new)
+        >>> labels = clusterer.predict(z_new, silence=p_new)
+        >>> labels, confidence = clusterer.place(z_new, silence=p_new)
     """
+
+    # scikit-learn's declarative parameter checks; `_validate_params` runs them and
+    # turns a failure into discovery's one-line ParameterError.
+    _parameter_constraints: dict = {
+        "method": [StrOptions(set(METHODS))],
+        "reduction": [StrOptions(set(REDUCTIONS))],
+        "n_components": [Interval(Integral, 1, None, closed="left"), None],
+        "whiten": ["boolean"],
+        "n_clusters": [Interval(Integral, 2, None, closed="left"), None],
+        # A pair with low <= high: no constraint object says that, `_validate_params`
+        # checks it by hand.
+        "k_range": "no_validation",
+        "min_cluster_size": [Interval(Integral, 2, None, closed="left"), None],
+        "min_samples": [Interval(Integral, 1, None, closed="left"), None],
+        "cluster_selection_method": [StrOptions(set(SELECTION_METHODS))],
+        "silence_threshold": [Interval(Real, 0, 1, closed="right")],
+        "max_fit_points": [Interval(Integral, 100, None, closed="left"), None],
+        # An int, not scikit-learn's "random_state": a RandomState instance cannot
+        # seed `np.random.default_rng` or UMAP's `transform_seed`.
+        "random_state": [Interval(Integral, 0, MAX_SEED, closed="both"), None],
+        "verbose": ["boolean"],
+    }
 
     def __init__(self, *, method: str = "hdbscan", reduction: str = "umap",
                  n_components: Optional[int] = 10, whiten: bool = False,
@@ -155,38 +205,43 @@ class UnitClusterer(ClusterMixin, BaseEstimator):
     # -- validation ---------------------------------------------------------------
 
     def _check_params(self) -> None:
-        if self.method not in METHODS:
-            _fail("method", f"one of {METHODS}", self.method)
-        if self.reduction not in REDUCTIONS:
-            _fail("reduction", f"one of {REDUCTIONS}", self.reduction)
-        _check_int("n_components", self.n_components, 1, optional=True)
-        if not isinstance(self.whiten, (bool, np.bool_)):
-            _fail("whiten", "True or False", self.whiten)
-        _check_int("n_clusters", self.n_clusters, 2, optional=True)
+        """Check every constructor argument, before any work.
+
+        `discovery.pipeline.RunConfig` calls it to check its settings early; `fit`
+        calls it too.
+
+        Raises:
+            ParameterError: for the first invalid argument, naming it and its value.
+        """
+        self._validate_params()
+
+    def _validate_params(self) -> None:
+        """Check `_parameter_constraints`, then what no constraint object can say.
+
+        Overrides scikit-learn's hook (which its `_fit_context` calls), so that a bad
+        argument fails the discovery way however the check is reached.
+
+        Raises:
+            ParameterError: in place of scikit-learn's `InvalidParameterError`.
+        """
+        params = self.get_params(deep=False)
+        for name, constraints in self._parameter_constraints.items():
+            if constraints != "no_validation":
+                _check_constraints(name, params[name], constraints,
+                                   caller=type(self).__name__)
         k_range = self.k_range
         if (not isinstance(k_range, (tuple, list)) or len(k_range) != 2
                 or not all(_is_int(k) for k in k_range)
                 or not 2 <= k_range[0] <= k_range[1]):
             _fail("k_range", "two integers (low, high) with 2 <= low <= high", k_range)
-        _check_int("min_cluster_size", self.min_cluster_size, 2, optional=True)
-        _check_int("min_samples", self.min_samples, 1, optional=True)
-        if self.cluster_selection_method not in SELECTION_METHODS:
-            _fail("cluster_selection_method", f"one of {SELECTION_METHODS}",
-                  self.cluster_selection_method)
-        threshold = self.silence_threshold
-        if (isinstance(threshold, bool) or not isinstance(threshold, (int, float))
-                or not 0 < threshold <= 1):
-            _fail("silence_threshold", "a number in (0, 1]", threshold)
-        _check_int("max_fit_points", self.max_fit_points, 100, optional=True)
-        _check_int("random_state", self.random_state, 0, optional=True)
-        if not isinstance(self.verbose, (bool, np.bool_)):
-            _fail("verbose", "True or False", self.verbose)
 
-    def _check_data(self, embeddings: Any, silence: Any) -> tuple:
-        """(embeddings (n, D) float64, is_silence (n,) bool)."""
-        x = _as_array("embeddings", embeddings, ndim=2)
-        if x.shape[1] < 1:
-            _fail("embeddings", "at least one feature column", f"shape {x.shape}")
+    def _check_data(self, embeddings: Any, silence: Any, *, reset: bool) -> tuple:
+        """(embeddings (n, D) float64, is_silence (n,) bool).
+
+        `reset` (in `fit`) records `n_features_in_` (and `feature_names_in_`);
+        otherwise the embeddings must match them.
+        """
+        x = self._check_embeddings(embeddings, reset=reset)
         if silence is None:
             return x, np.zeros(len(x), dtype=bool)
         p = _as_array("silence", silence, ndim=1)
@@ -197,6 +252,34 @@ class UnitClusterer(ClusterMixin, BaseEstimator):
             _fail("silence", "probabilities in [0, 1]",
                   f"values in [{p.min():g}, {p.max():g}]")
         return x, p >= self.silence_threshold
+
+    def _check_embeddings(self, embeddings: Any, *, reset: bool) -> np.ndarray:
+        """scikit-learn's `validate_data`, with discovery's messages where it has them."""
+        if issparse(embeddings):
+            _fail("embeddings", "a dense array (sparse input is not supported)",
+                  f"a sparse {type(embeddings).__name__} of shape {embeddings.shape}")
+        array = np.asarray(embeddings)
+        if array.ndim != 2:
+            _fail("embeddings", "a 2-D array", f"shape {array.shape}")
+        if array.dtype.kind not in "biufcO" and array.size:
+            _fail("embeddings", "a numeric array", f"an array of dtype {array.dtype}")
+        try:
+            # Finiteness is checked below, in discovery's words. predict accepts no
+            # windows at all; fit needs MIN_WINDOWS, checked after silence is known.
+            x = validate_data(self, embeddings, reset=reset, dtype=np.float64,
+                              ensure_all_finite=False,
+                              ensure_min_samples=1 if reset else 0)
+        except ValueError as error:
+            # One line: scikit-learn's first (complex data, say, comes with the array).
+            reason = str(error).strip().splitlines()[0].rstrip(":. ")
+            raise ParameterError(f"Invalid value for `embeddings`: {reason}.") from None
+        if not np.all(np.isfinite(x)):
+            _fail("embeddings", "finite values", "NaN or infinity")
+        return x
+
+    def __sklearn_is_fitted__(self) -> bool:
+        # `n_features_in_` is set early in fit; `labels_` only when fit succeeded.
+        return hasattr(self, "labels_")
 
     # -- fitting ------------------------------------------------------------------
 
@@ -215,18 +298,18 @@ class UnitClusterer(ClusterMixin, BaseEstimator):
         Raises:
             ParameterError: for an invalid argument, or fewer than 10 non-silent
                 windows (or fewer than the method needs).
+            TypeError: for an object array holding something that is not a number.
         """
         # A failed refit must not leave a mix of old and new learned attributes.
         for name in [name for name in vars(self) if name.endswith("_")
                      and not name.startswith("_")]:
             delattr(self, name)
         self._check_params()
-        x, is_silence = self._check_data(embeddings, silence)
+        x, is_silence = self._check_data(embeddings, silence, reset=True)
         keep = np.flatnonzero(~is_silence)
         if len(keep) < MIN_WINDOWS:
             _fail("embeddings", f"at least {MIN_WINDOWS} windows that are not silence",
                   f"{len(keep)} of {len(x)}")
-        self.n_features_in_ = x.shape[1]
         fit_rows = self._fit_rows(len(keep))
         z = self._reduce(x[keep], fit_rows)
         if self.method == "hdbscan":
@@ -325,12 +408,12 @@ class UnitClusterer(ClusterMixin, BaseEstimator):
         if len(rest):
             self._say(f"placing {len(rest):,} more windows into the "
                       f"{int(self.clusterer_.labels_.max()) + 1} units")
-            labels[rest], probabilities[rest] = self._place(z[rest])
+            labels[rest], probabilities[rest] = self._hdbscan_predict(z[rest])
         self.fit_indices_ = fit_rows
         self.silhouette_scores_ = None
         return labels, probabilities, None
 
-    def _place(self, z: np.ndarray) -> tuple:
+    def _hdbscan_predict(self, z: np.ndarray) -> tuple:
         """HDBSCAN labels and probabilities of reduced points `z` (m, d)."""
         if len(z) == 0 or self.clusterer_.labels_.max() < 0:
             return np.full(len(z), -1, dtype=np.int64), np.zeros(len(z))
@@ -384,38 +467,56 @@ class UnitClusterer(ClusterMixin, BaseEstimator):
 
     # -- prediction ---------------------------------------------------------------
 
-    def predict(self, embeddings: Any, *, silence: Any = None) -> tuple:
-        """Place new windows into the fitted units.
-
-        HDBSCAN uses `hdbscan.approximate_predict` (new windows join the existing
-        clusters; they do not change them); k-means takes the nearest centroid.
+    def predict(self, embeddings: Any, *, silence: Any = None) -> np.ndarray:
+        """Units of new windows: `place(...).labels`.
 
         Args:
             embeddings: (m, D) finite floats with the D seen in `fit`.
             silence: (m,) silence probabilities in [0, 1], or None.
 
         Returns:
-            (labels (m,) int64, -1 for silence and noise; probabilities (m,) float64
-            in [0, 1], as `probabilities_`).
+            (m,) int64 labels, -1 for silence and noise.
 
         Raises:
             sklearn.exceptions.NotFittedError: before `fit`.
             ParameterError: for invalid embeddings or silence.
         """
-        check_is_fitted(self, "labels_")
-        x, is_silence = self._check_data(embeddings, silence)
-        if x.shape[1] != self.n_features_in_:
-            _fail("embeddings", f"{self.n_features_in_} columns, as in fit",
-                  f"shape {x.shape}")
+        return self.place(embeddings, silence=silence).labels
+
+    def place(self, embeddings: Any, *, silence: Any = None) -> Placement:
+        """Place new windows into the fitted units, with a confidence for each.
+
+        HDBSCAN uses `hdbscan.approximate_predict` (new windows join the existing
+        clusters; they do not change them); k-means takes the nearest centroid. The
+        embeddings are reduced once for both labels and confidence (UMAP's transform
+        is the slow part). With PCA each window is placed on its own; UMAP's
+        transform places all the new windows in one seeded stochastic optimisation,
+        whose random draws follow the input, so a window near a unit's edge can
+        change unit with the other windows given, or their order.
+
+        Args:
+            embeddings: (m, D) finite floats with the D seen in `fit`.
+            silence: (m,) silence probabilities in [0, 1], or None.
+
+        Returns:
+            `Placement(labels, confidence)`: (m,) int64 labels, -1 for silence and
+            noise; (m,) float64 confidence in [0, 1], measured as `probabilities_`.
+
+        Raises:
+            sklearn.exceptions.NotFittedError: before `fit`.
+            ParameterError: for invalid embeddings or silence.
+        """
+        check_is_fitted(self)
+        x, is_silence = self._check_data(embeddings, silence, reset=False)
         labels = np.full(len(x), -1, dtype=np.int64)
-        probabilities = np.zeros(len(x))
+        confidence = np.zeros(len(x))
         keep = np.flatnonzero(~is_silence)
         if len(keep):
             z = self._transform(x[keep])
             placed = (self._kmeans_predict(z) if isinstance(self.clusterer_, KMeans)
-                      else self._place(z))
-            labels[keep], probabilities[keep] = placed
-        return labels, np.clip(probabilities, 0.0, 1.0)
+                      else self._hdbscan_predict(z))
+            labels[keep], confidence[keep] = placed
+        return Placement(labels, np.clip(confidence, 0.0, 1.0))
 
 
 def _exemplars(z: np.ndarray, labels: np.ndarray, index: np.ndarray, *,
