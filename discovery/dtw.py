@@ -76,15 +76,16 @@ import math
 import os
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Callable, Iterator, Sequence, TypeVar
+from typing import Callable, Iterator, NamedTuple, Sequence, TypeVar
 
 import numpy as np
 import tensorflow as tf
+from numpy.typing import ArrayLike
 from tqdm.auto import tqdm
 
 from discovery.errors import ParameterError
 
-__all__ = ["dtw_distance", "dtw_path", "pairwise_distances"]
+__all__ = ["DTWPath", "dtw_distance", "dtw_path", "pairwise_distances"]
 
 # Most pairs per lane group, the kernel's contiguous (vector) axis. The loop runs
 # fastest at 64 lanes (8 to 32 ran it 1.7-4x slower on a CPU), which pairwise tiles
@@ -114,12 +115,24 @@ _Item = TypeVar("_Item")
 _Result = TypeVar("_Result")
 
 
+class DTWPath(NamedTuple):
+    """What `dtw_path` returns; unpacks as `distance, path`.
+
+    Attributes:
+        distance: the DTW distance, in the unit of the features.
+        path: (L, 2) int64 (i, j) cells of the optimal warping path.
+    """
+
+    distance: float
+    path: np.ndarray
+
+
 def dtw_distance(
-    x,
-    y,
+    x: ArrayLike,
+    y: ArrayLike,
     *,
-    x_lengths=None,
-    y_lengths=None,
+    x_lengths: ArrayLike | None = None,
+    y_lengths: ArrayLike | None = None,
     open_end: bool = False,
     band: int | None = None,
     normalized: bool = False,
@@ -204,8 +217,8 @@ def dtw_distance(
 
 
 def pairwise_distances(
-    X: Sequence,
-    Y: Sequence | None = None,
+    X: Sequence[ArrayLike],
+    Y: Sequence[ArrayLike] | None = None,
     *,
     open_end: bool = False,
     band: int | None = None,
@@ -329,7 +342,8 @@ def _store_tile(result, values, x_order, y_order, start: tuple[int, int], upper_
     result[cols[q], rows[p]] = values[p, q]
 
 
-def dtw_path(x, y, *, open_end: bool = False, band: int | None = None) -> tuple[float, np.ndarray]:
+def dtw_path(x: ArrayLike, y: ArrayLike, *, open_end: bool = False,
+             band: int | None = None) -> DTWPath:
     """DTW distance and optimal warping path of one pair, in float64 NumPy.
 
     Same definition as `dtw_distance` (Euclidean local cost, symmetric steps of weight
@@ -343,8 +357,8 @@ def dtw_path(x, y, *, open_end: bool = False, band: int | None = None) -> tuple[
         band: int >= 0 or None. Sakoe-Chiba radius, as in `dtw_distance`.
 
     Returns:
-        (distance, path): the distance as a float, and the path as an (L, 2) int64
-        array of (i, j) cells, non-decreasing in both columns with steps of at most
+        `DTWPath(distance, path)`: the distance as a float, and the path as an (L, 2)
+        int64 array of (i, j) cells, non-decreasing in both columns with steps of at most
         one, from (0, 0) to (N - 1, M - 1) (with `open_end`, to (N - 1, j) for the best
         j). On ties the diagonal step is preferred.
 
@@ -367,7 +381,7 @@ def dtw_path(x, y, *, open_end: bool = False, band: int | None = None) -> tuple[
     accumulated = _accumulated_cost(x, y, radius)
     end = int(np.argmin(accumulated[-1])) if open_end else len(y) - 1
     distance = _unscaled(accumulated[-1, end : end + 1], scale, magnitude, "`x` and `y`")
-    return float(distance[0]), _backtrack(accumulated, end)
+    return DTWPath(float(distance[0]), _backtrack(accumulated, end))
 
 
 # --------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ import shutil
 import sys
 import time
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -33,6 +33,10 @@ from discovery.config import PipelineConfig
 from discovery.dataset import WindowSet, load_windows, split_by_recording, to_tf_dataset
 from discovery.errors import ParameterError
 from discovery.files import Failure, check_output_location, write_text
+from discovery.frontend.audio import PathLike
+
+if TYPE_CHECKING:
+    import keras
 
 # Windows shown as images and in the projector.
 N_IMAGES = 6
@@ -170,12 +174,13 @@ def _callbacks(config: PipelineConfig, out_dir: Path, monitored: WindowSet,
     # which would make the first epochs look best.
     monitor = ("val_" if has_validation else "") + "reconstruction_loss"
     shown = _sample(monitored, N_IMAGES, config.training.seed)
-    confusion = SilenceConfusion(monitored.windows, monitored.silence, logs)
+    confusion = SilenceConfusion(monitored.windows, monitored.silence, log_dir=logs)
     record = TrainingRecord(checkpoints / HISTORY)
     callbacks = [
-        BetaWarmup(config.training.beta, config.training.beta_warmup_epochs),
+        BetaWarmup(config.training.beta,
+                   warmup_epochs=config.training.beta_warmup_epochs),
         confusion,
-        ReconstructionImages(monitored.windows[shown], logs),
+        ReconstructionImages(monitored.windows[shown], log_dir=logs),
         keras.callbacks.TerminateOnNaN(),
         keras.callbacks.ModelCheckpoint(str(checkpoints / "best.keras"), monitor=monitor,
                                         mode="min", save_best_only=True),
@@ -206,15 +211,24 @@ def _epochs_line(config: PipelineConfig, epochs_run: int, resumed_after: Sequenc
     return line + f"; time: {seconds:.0f} s."
 
 
-def model_card(config: PipelineConfig, inputs: Sequence, window_set: WindowSet,
-               metrics: dict, seconds: float, epochs_run: int, command: str, *,
-               resumed_after: Sequence[int] = ()) -> str:
+def model_card(config: PipelineConfig, *, inputs: Sequence[PathLike],
+               window_set: WindowSet, metrics: Dict[str, float], seconds: float,
+               epochs_run: int, command: str, resumed_after: Sequence[int] = ()) -> str:
     """The MODEL_CARD.md text of a trained bundle.
 
     Args:
-        epochs_run: epochs over all runs, resumed ones included.
-        resumed_after: for each resume, the epochs that had finished before it.
+        config: the settings the model was trained with.
+        inputs: the audio files or folders trained on.
+        window_set: the windows trained and validated on.
+        metrics: the final epoch's values.
         seconds: training time over all runs, in seconds.
+        epochs_run: epochs over all runs, resumed ones included.
+        command: the command line that trained the model.
+        resumed_after: for each resume, the epochs that had finished before it.
+            Defaults to (): never resumed.
+
+    Returns:
+        The card's Markdown text.
     """
     n_annotated = int(np.unique(window_set.recording[window_set.annotated]).size)
     lines = [
@@ -262,9 +276,10 @@ def model_card(config: PipelineConfig, inputs: Sequence, window_set: WindowSet,
     return "\n".join(lines) + "\n"
 
 
-def train(inputs: Sequence, out_dir, config: PipelineConfig, *,
+def train(inputs: Sequence[PathLike], out_dir: PathLike, config: PipelineConfig, *,
           progress: bool = True, command: Optional[str] = None,
-          callbacks: Sequence = (), overwrite: bool = False) -> TrainingResult:
+          callbacks: Sequence[keras.callbacks.Callback] = (),
+          overwrite: bool = False) -> TrainingResult:
     """Train a VAE on recordings and write a model bundle into `out_dir`.
 
     Args:
@@ -274,9 +289,12 @@ def train(inputs: Sequence, out_dir, config: PipelineConfig, *,
             same `out_dir` and settings; the model card and `history` count the
             epochs of every run.
         config: settings; `config.training.seed` makes the run deterministic.
-        progress: show progress bars and one line per epoch.
-        command: the command line to record in the model card.
-        callbacks: further Keras callbacks for `fit`.
+        progress: bool. Show progress bars and one line per epoch, on stderr.
+            Defaults to True.
+        command: str or None. The command line to record in the model card.
+            Defaults to None: "discovery.training.train(...)".
+        callbacks: further Keras callbacks for `fit`, run before the standard ones.
+            Defaults to ().
         overwrite: bool. Replace a finished bundle in `out_dir` (its logs and
             training state too); without it such a folder is refused. A folder that
             holds files `train` did not write is refused either way. Defaults to
@@ -335,14 +353,15 @@ def train(inputs: Sequence, out_dir, config: PipelineConfig, *,
     metrics = dict(epochs[-1]) if epochs else {}
     seconds = time.perf_counter() - started
     command = command or "discovery.training.train(...)"
-    card = model_card(config, inputs, window_set, metrics,
-                      record.earlier_seconds + seconds,
-                      len(record.epochs), command, resumed_after=record.resumed_after)
+    card = model_card(config, inputs=inputs, window_set=window_set, metrics=metrics,
+                      seconds=record.earlier_seconds + seconds,
+                      epochs_run=len(record.epochs), command=command,
+                      resumed_after=record.resumed_after)
     bundle.save_bundle(model, config, out_dir, card=card)
     shown = _sample(monitored, N_PROJECTOR, training.seed)
     write_projector(model, monitored.windows[shown],
-                    [(Path(monitored.paths[monitored.recording[i]]).name,
-                      monitored.start_s[i], monitored.silence[i]) for i in shown],
-                    out_dir / "logs")
+                    metadata=[(Path(monitored.paths[monitored.recording[i]]).name,
+                               monitored.start_s[i], monitored.silence[i]) for i in shown],
+                    log_dir=out_dir / "logs")
     return TrainingResult(out_dir, history, metrics, failures, seconds,
                           list(record.resumed_after))

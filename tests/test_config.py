@@ -92,7 +92,10 @@ def test_window_hop_must_be_whole_feature_frames():
                                              r"number of feature hops \(0.008 s\), e.g. "
                                              r"0.016 or 0.024, received 0.02"):
         config.replace(windows=config.windows.replace(hop_seconds=0.02))
-    assert config.replace(windows=config.windows.replace(hop_seconds=0.024))
+    # Three hops are fine: the window hop is 3 feature frames.
+    three_hops = config.replace(windows=config.windows.replace(hop_seconds=0.024))
+    assert three_hops.windows.hop_seconds == 0.024
+    assert three_hops.windows.hop_length(three_hops.features) == 3
 
 
 def test_the_example_message_for_a_huge_sample_rate():
@@ -152,7 +155,8 @@ def test_sizes_have_upper_bounds(cls, name, value, others):
                    "seed": 2**32 - 1}),
 ])
 def test_the_bounds_themselves_are_allowed(cls, values):
-    assert cls(**values)
+    config = cls(**values)
+    assert {name: getattr(config, name) for name in values} == values
 
 
 def test_huge_windows_are_refused_in_frames():

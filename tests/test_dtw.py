@@ -8,7 +8,7 @@ import re
 import numpy as np
 import pytest
 
-from discovery.dtw import dtw_distance, dtw_path, pairwise_distances
+from discovery.dtw import DTWPath, dtw_distance, dtw_path, pairwise_distances
 from discovery.errors import ParameterError
 
 # librosa's tests/test_dtw.py pair, one feature per frame.
@@ -82,6 +82,9 @@ def test_textbook_path_by_hand():
     distance, path = dtw_path(TEXTBOOK_X, TEXTBOOK_Y)
     assert distance == pytest.approx(9)
     assert [tuple(cell) for cell in path] == TEXTBOOK_PATH
+    named = dtw_path(TEXTBOOK_X, TEXTBOOK_Y)
+    assert isinstance(named, DTWPath) and named.distance == distance
+    np.testing.assert_array_equal(named.path, path)
 
 
 def test_single_frames_give_frame_distance():

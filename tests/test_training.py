@@ -68,7 +68,7 @@ def test_tensorboard_holds_scalars_images_and_projector(trained):
 
 def test_keras_round_trip_gives_identical_embeddings(trained, annotated_recording):
     model = bundle.load_model(trained.bundle_dir)
-    windows = _windows(annotated_recording, model.pipeline_config)[:50]
+    windows = _windows(annotated_recording, bundle.load_config(trained.bundle_dir))[:50]
     z_mean, silence = model.embed(windows)
     again = bundle.load_model(trained.bundle_dir)
     z_again, silence_again = again.embed(windows)
@@ -82,7 +82,7 @@ def test_savedmodel_loads_without_discovery(trained, annotated_recording, tmp_pa
     exported = tmp_path / "exported"
     assert main(["export", str(trained.bundle_dir), "--out", str(exported)]) == 0
     model = bundle.load_model(trained.bundle_dir)
-    windows = _windows(annotated_recording, model.pipeline_config)[:40]
+    windows = _windows(annotated_recording, bundle.load_config(trained.bundle_dir))[:40]
     np.save(tmp_path / "windows.npy", windows)
     script = (
         "import sys, numpy as np, tensorflow as tf\n"
@@ -112,7 +112,11 @@ def test_savedmodel_loads_without_discovery(trained, annotated_recording, tmp_pa
 def test_keras_export(trained, tmp_path):
     assert main(["export", str(trained.bundle_dir), "--out", str(tmp_path / "m.keras"),
                  "--format", "keras"]) == 0
-    assert keras.saving.load_model(tmp_path / "m.keras").count_params() > 0
+    exported = keras.saving.load_model(tmp_path / "m.keras")
+    original = bundle.load_model(trained.bundle_dir)
+    assert exported.count_params() == original.count_params() > 0
+    for mine, theirs in zip(exported.get_weights(), original.get_weights()):
+        np.testing.assert_array_equal(mine, theirs)
 
 
 def test_interrupted_run_resumes_at_its_last_epoch(tmp_path, digit_clip):

@@ -7,6 +7,8 @@
 """
 
 from discovery.evaluate.pairs import (
+    Pairs,
+    SiameseEvaluation,
     bhattacharyya,
     check_pair_settings,
     histogram_kl,

@@ -9,12 +9,14 @@ windowed embeddings.
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
+from scipy import stats
 from sklearn import metrics
 
 from discovery.errors import ParameterError
+from discovery.frontend.audio import PathLike
 
 
 def _check_n_pairs(n_pairs) -> None:
@@ -30,8 +32,12 @@ def _check_prefix_frames(prefix_frames) -> None:
                              f"or None, received {prefix_frames!r}.")
 
 
-def check_pair_settings(*, n_pairs, prefix_frames) -> None:
+def check_pair_settings(*, n_pairs: int, prefix_frames: Optional[int]) -> None:
     """Check the settings of `siamese_evaluation` before any work.
+
+    Args:
+        n_pairs: int >= 1. Pairs of each kind.
+        prefix_frames: int >= 1 or None. Frames of the prefix case, or None for none.
 
     Raises:
         ParameterError: `n_pairs` is not an integer >= 1, or `prefix_frames` not an
@@ -62,7 +68,34 @@ def _check_pair_labels(labels: np.ndarray, *, what: str, noun: str) -> None:
                              f"pairs need at least two {noun} of one label.")
 
 
-def make_pairs(labels: Sequence, *, n_pairs: int, seed: int = 0) -> tuple:
+class Pairs(NamedTuple):
+    """Index pairs of items; unpacks as `duplicates, non_duplicates`.
+
+    Attributes:
+        duplicates: (k, 2) int64 pairs (i, j), i < j, of items with the same label.
+        non_duplicates: (k', 2) int64 pairs (i, j), i < j, of items with different
+            labels.
+    """
+
+    duplicates: np.ndarray
+    non_duplicates: np.ndarray
+
+
+class SiameseEvaluation(NamedTuple):
+    """What `siamese_evaluation` returns; unpacks as `results, distances`.
+
+    Attributes:
+        results: {representation: {mode: `separation` dict}}, representations "raw"
+            and "latent".
+        distances: {representation: {mode: (duplicate (k,), non_duplicate (k',))}}
+            DTW distances.
+    """
+
+    results: Dict[str, Dict[str, Dict[str, float]]]
+    distances: Dict[str, Dict[str, Tuple[np.ndarray, np.ndarray]]]
+
+
+def make_pairs(labels: Sequence, *, n_pairs: int, seed: int = 0) -> Pairs:
     """Seeded, balanced duplicate and non-duplicate pairs of items.
 
     Args:
@@ -72,8 +105,8 @@ def make_pairs(labels: Sequence, *, n_pairs: int, seed: int = 0) -> tuple:
         seed: int. Seeds the choice of pairs. Defaults to 0.
 
     Returns:
-        (duplicates (k, 2) int, non_duplicates (<= n_pairs, 2) int) index pairs, i < j,
-        without repeats; 1 <= k <= n_pairs.
+        `Pairs(duplicates (k, 2), non_duplicates (<= n_pairs, 2))` of int index pairs,
+        i < j, without repeats; 1 <= k <= n_pairs.
 
     Raises:
         ParameterError: `n_pairs` is not an integer >= 1, the labels hold fewer than
@@ -90,23 +123,43 @@ def make_pairs(labels: Sequence, *, n_pairs: int, seed: int = 0) -> tuple:
         candidates = np.flatnonzero(mask)
         pick = rng.choice(candidates, size=min(n_pairs, len(candidates)), replace=False)
         chosen.append(np.stack([i[np.sort(pick)], j[np.sort(pick)]], axis=1))
-    return chosen[0], chosen[1]
+    return Pairs(chosen[0], chosen[1])
 
 
 def histogram_kl(p_values: np.ndarray, q_values: np.ndarray, *, bins: int = 100,
                  smoothing: float = 1e-5) -> float:
-    """KL(P || Q) of two samples' histograms on shared bins (the seed's estimate)."""
+    """KL(P || Q) of two samples' histograms on shared bins (the seed's estimate).
+
+    Args:
+        p_values: (n,) float sample of P.
+        q_values: (m,) float sample of Q.
+        bins: int >= 1. Bins of equal width over both samples' range. Defaults to 100.
+        smoothing: float > 0. Added to every bin count, so an empty bin of Q does not
+            make the divergence infinite. Defaults to 1e-5.
+
+    Returns:
+        KL(P || Q) in nats of the smoothed, normalised histograms (scipy's `entropy`).
+    """
     low = min(p_values.min(), q_values.min())
     high = max(p_values.max(), q_values.max())
     edges = np.linspace(low, high if high > low else low + 1, bins + 1)
     p = np.histogram(p_values, edges)[0] + smoothing
     q = np.histogram(q_values, edges)[0] + smoothing
-    p, q = p / p.sum(), q / q.sum()
-    return float(np.sum(p * np.log(p / q)))
+    return float(stats.entropy(p, q))
 
 
 def bhattacharyya(p_values: np.ndarray, q_values: np.ndarray, *, bins: int = 100) -> float:
-    """Bhattacharyya distance of two samples' histograms on shared bins."""
+    """Bhattacharyya distance of two samples' histograms on shared bins.
+
+    Args:
+        p_values: (n,) float sample of P.
+        q_values: (m,) float sample of Q.
+        bins: int >= 1. Bins of equal width over both samples' range. Defaults to 100.
+
+    Returns:
+        `-log(sum(sqrt(p q)))` of the normalised histograms: 0 for equal ones, large
+        for disjoint ones (at most about 27.6, where the sum is floored at 1e-12).
+    """
     low = min(p_values.min(), q_values.min())
     high = max(p_values.max(), q_values.max())
     edges = np.linspace(low, high if high > low else low + 1, bins + 1)
@@ -117,7 +170,18 @@ def bhattacharyya(p_values: np.ndarray, q_values: np.ndarray, *, bins: int = 100
 
 
 def separation(duplicate: np.ndarray, non_duplicate: np.ndarray) -> Dict[str, float]:
-    """How well distances separate duplicates (small) from non-duplicates (large)."""
+    """How well distances separate duplicates (small) from non-duplicates (large).
+
+    Args:
+        duplicate: (k,) distances of duplicate pairs.
+        non_duplicate: (k',) distances of non-duplicate pairs.
+
+    Returns:
+        {"kl": KL(non-duplicate || duplicate) of the histograms (`histogram_kl`),
+        "symmetric_kl", "bhattacharyya", "roc_auc" and "equal_error_rate" (a small
+        distance taken as "duplicate"), "duplicate_mean", "non_duplicate_mean",
+        "n_duplicate", "n_non_duplicate"}.
+    """
     duplicate = np.asarray(duplicate, float)
     non_duplicate = np.asarray(non_duplicate, float)
     truth = np.r_[np.ones(len(duplicate)), np.zeros(len(non_duplicate))]
@@ -146,11 +210,12 @@ def pair_distances(sequences: List[np.ndarray], pairs: np.ndarray, *,
     Args:
         sequences: list of (n_i, D) arrays.
         pairs: (k, 2) index pairs.
-        open_end: align the first sequence whole to a prefix of the second.
+        open_end: bool. Align the first sequence whole to a prefix of the second.
+            Defaults to False.
         prefix_frames: int >= 1 or None. Use only the first K frames of the first
             sequence (the seed's prefix case; use with `open_end=True`); None uses
             them all. Defaults to None.
-        normalized: divide by the best path's length.
+        normalized: bool. Divide by the best path's length. Defaults to False.
 
     Returns:
         (k,) distances.
@@ -172,15 +237,16 @@ def pair_distances(sequences: List[np.ndarray], pairs: np.ndarray, *,
                                    open_end=open_end, normalized=normalized))
 
 
-def _pad(sequences: List[np.ndarray]) -> tuple:
-    lengths = np.array([len(s) for s in sequences])
-    out = np.zeros((len(sequences), lengths.max(), sequences[0].shape[1]), np.float32)
-    for k, sequence in enumerate(sequences):
-        out[k, :len(sequence)] = sequence
-    return out, lengths
+def _pad(sequences: List[np.ndarray]) -> Tuple[np.ndarray, np.ndarray]:
+    """(n, max length, D) float32 sequences zero-padded at the end, and (n,) lengths."""
+    import keras  # loaded already: DTW runs on TensorFlow
+
+    padded = keras.utils.pad_sequences(sequences, dtype="float32", padding="post",
+                                       value=0.0)
+    return padded, np.array([len(s) for s in sequences])
 
 
-def labels_from_names(paths: Sequence, label_regex: str) -> np.ndarray:
+def labels_from_names(paths: Sequence[PathLike], label_regex: str) -> np.ndarray:
     """Label of each file from its name, for the Siamese pairs: the regex's first group
     (or whole match).
 
@@ -220,7 +286,8 @@ def labels_from_names(paths: Sequence, label_regex: str) -> np.ndarray:
 
 
 def siamese_evaluation(recordings: Sequence, labels: np.ndarray, *, n_pairs: int = 1000,
-                       prefix_frames: Optional[int] = None, seed: int = 0) -> tuple:
+                       prefix_frames: Optional[int] = None,
+                       seed: int = 0) -> SiameseEvaluation:
     """DTW separation of duplicate and non-duplicate pairs, on features and embeddings.
 
     Modes: "normalized" (closed end, divided by the best path's length), "closed"
@@ -237,8 +304,8 @@ def siamese_evaluation(recordings: Sequence, labels: np.ndarray, *, n_pairs: int
         seed: int. Seeds the choice of pairs. Defaults to 0.
 
     Returns:
-        (results: {representation: {mode: separation dict}},
-         distances: {representation: {mode: (duplicate, non_duplicate)}}).
+        `SiameseEvaluation(results, distances)`: {representation: {mode: separation
+        dict}} and {representation: {mode: (duplicate, non_duplicate) distances}}.
 
     Raises:
         ParameterError: before any distance is computed, when `n_pairs` or
@@ -281,4 +348,4 @@ def siamese_evaluation(recordings: Sequence, labels: np.ndarray, *, n_pairs: int
                          for pairs in (duplicates, non_duplicates)]
             distances[name][mode] = tuple(pair_sets)
             results[name][mode] = separation(*pair_sets)
-    return results, distances
+    return SiameseEvaluation(results, distances)

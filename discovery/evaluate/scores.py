@@ -17,14 +17,18 @@
 
 from __future__ import annotations
 
-from typing import Dict, Optional, Sequence
+from typing import TYPE_CHECKING, Dict, Optional, Sequence
 
 import numpy as np
 from sklearn import metrics
 
 from discovery.frontend.annotations import Annotation
-from discovery.config import SilenceConfig
+from discovery.config import PipelineConfig, SilenceConfig
 from discovery.errors import ParameterError
+from discovery.frontend.audio import PathLike
+
+if TYPE_CHECKING:
+    from discovery.nn.vae import VAE
 
 # Frame step of the unit scores, in seconds.
 SCORE_STEP_S = 0.01
@@ -54,7 +58,15 @@ def frame_units(start_s: np.ndarray, end_s: np.ndarray, unit: np.ndarray,
 
 
 def purity(truth: np.ndarray, predicted: np.ndarray) -> float:
-    """Share of frames whose predicted cluster's majority label is their own."""
+    """Share of frames whose predicted cluster's majority label is their own.
+
+    Args:
+        truth: (n,) true label of each frame.
+        predicted: (n,) predicted cluster of each frame.
+
+    Returns:
+        float in [0, 1]; 0 for no frames.
+    """
     table = metrics.cluster.contingency_matrix(truth, predicted)
     return float(table.max(axis=0).sum() / max(table.sum(), 1))
 
@@ -164,7 +176,8 @@ def unit_scores(recordings: Sequence[dict], *,
     return scores
 
 
-def silence_scores(model, paths: Sequence) -> Dict[str, float]:
+def silence_scores(paths: Sequence[PathLike], *, model: VAE,
+                   config: PipelineConfig) -> Dict[str, float]:
     """`silence_balanced_accuracy_windows` of a model's detector, per recording and over all.
 
     Balanced accuracy per window, the model cards' figure: a window is silence in truth
@@ -173,8 +186,10 @@ def silence_scores(model, paths: Sequence) -> Dict[str, float]:
     P(silence) >= 0.5.
 
     Args:
-        model: a loaded bundle's `VAE` (carries `pipeline_config`).
         paths: recordings, each with an annotation beside it.
+        model: a bundle's `VAE`.
+        config: the bundle's settings, which cut the recordings into the model's
+            windows.
 
     Returns:
         {recording file name: balanced accuracy, ..., "all": over every window}.
@@ -187,7 +202,6 @@ def silence_scores(model, paths: Sequence) -> Dict[str, float]:
     from discovery.dataset import silence_targets
     from discovery.frontend.recording import analyse
 
-    config = model.pipeline_config
     scores, truths, guesses = {}, [], []
     for path in paths:
         result = analyse(path, config)
@@ -203,8 +217,3 @@ def silence_scores(model, paths: Sequence) -> Dict[str, float]:
     scores["all"] = float(metrics.balanced_accuracy_score(np.concatenate(truths),
                                                           np.concatenate(guesses)))
     return scores
-
-
-# ---------------------------------------------------------------- Siamese pairs
-
-

@@ -15,6 +15,7 @@ from typing import Optional
 import numpy as np
 
 from discovery.errors import ParameterError
+from discovery.frontend.audio import PathLike
 
 _COLUMN_PAIRS = (("start_s", "end_s"), ("onset_s", "offset_s"))
 
@@ -33,7 +34,15 @@ class Annotation:
     labels: np.ndarray
 
     def frame_labels(self, times: np.ndarray, *, background: str = "") -> np.ndarray:
-        """Label of each time point (e.g. frame centres); `background` outside intervals."""
+        """The label at each time point (e.g. frame centres).
+
+        Args:
+            times: (m,) float times in seconds.
+            background: str. The label outside every interval. Defaults to "".
+
+        Returns:
+            (m,) object array of str labels.
+        """
         times = np.asarray(times, dtype=np.float64)
         index = np.searchsorted(self.start_s, times, side="right") - 1
         inside = (index >= 0) & (times < self.end_s[np.clip(index, 0, None)])
@@ -42,7 +51,14 @@ class Annotation:
         return labels
 
     def coverage(self, start_s: np.ndarray, end_s: np.ndarray) -> np.ndarray:
-        """Fraction of each span [start_s, end_s) that lies inside some interval."""
+        """Fraction of each span [start_s, end_s) that lies inside some interval.
+
+        Args:
+            start_s, end_s: (m,) float span bounds in seconds.
+
+        Returns:
+            (m,) float64 in [0, 1] where intervals do not overlap.
+        """
         start_s, end_s = np.asarray(start_s, float), np.asarray(end_s, float)
         covered = np.zeros(len(start_s))
         for begin, end in zip(self.start_s, self.end_s):
@@ -50,13 +66,19 @@ class Annotation:
         return covered / np.maximum(end_s - start_s, 1e-12)
 
 
-def annotation_path(audio_path) -> Path:
+def annotation_path(audio_path: PathLike) -> Path:
     """Where the annotation of `audio_path` would be."""
     return Path(audio_path).with_suffix(".csv")
 
 
-def read_annotation(path) -> Annotation:
+def read_annotation(path: PathLike) -> Annotation:
     """Read an annotation CSV.
+
+    Args:
+        path: a CSV file with columns `start_s,end_s,label` or `onset_s,offset_s,label`.
+
+    Returns:
+        `Annotation`, its intervals sorted by start.
 
     Raises:
         ParameterError: the file lacks the time columns or holds a bad value.
@@ -83,7 +105,7 @@ def read_annotation(path) -> Annotation:
     return Annotation(starts[order], ends[order], labels[order])
 
 
-def find_annotation(audio_path) -> Optional[Annotation]:
+def find_annotation(audio_path: PathLike) -> Optional[Annotation]:
     """The annotation beside `audio_path`, or None when there is none."""
     path = annotation_path(audio_path)
     return read_annotation(path) if path.is_file() else None

@@ -6,12 +6,13 @@ This is what `discovery features` writes per recording and what training reads.
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional
+from typing import Dict, Optional
 
 import numpy as np
 
 from discovery.frontend import features as features_module
 from discovery.frontend import silence
+from discovery.frontend.audio import PathLike
 from discovery.config import PipelineConfig
 from discovery.frontend.windowing import Windows, make_windows
 
@@ -40,7 +41,7 @@ class Recording:
     window_silence: np.ndarray
     window_digital_silence: np.ndarray
 
-    def to_arrays(self) -> dict:
+    def to_arrays(self) -> Dict[str, np.ndarray]:
         """Arrays for an `.npz` file (see `discovery features`)."""
         return {
             "features": self.features.values,
@@ -60,14 +61,18 @@ class Recording:
         }
 
 
-def analyse(path, config: PipelineConfig,
+def analyse(path: PathLike, config: PipelineConfig, *,
             features: Optional[features_module.Features] = None) -> Recording:
     """Compute features, windows and silence targets of one audio file.
 
     Args:
         path: an audio file.
         config: feature, window and silence settings.
-        features: already computed features of `path`, to skip reading it again.
+        features: already computed features of `path` under `config.features`, to
+            skip reading it again. Defaults to None: computed here.
+
+    Returns:
+        `Recording`.
 
     Raises:
         AudioError: the file cannot be read.
@@ -80,7 +85,7 @@ def analyse(path, config: PipelineConfig,
     sound = silence.frame_sound(features.energy_db, frame_rate=config.features.frame_rate,
                                 config=config.silence, digital_silence=digital)
     fraction = silence.window_sound_fraction(sound, windows.start_frame, windows.n_valid,
-                                             windows.values.shape[1])
+                                             window_length=windows.values.shape[1])
     return Recording(str(path), features, windows, sound, fraction,
                      silence.window_silence(fraction, config.silence),
                      silence.window_digital_silence(digital, windows.start_frame,

@@ -19,7 +19,7 @@ These targets train the model's silence detector where no annotation says otherw
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import numpy as np
 from scipy import ndimage
@@ -27,13 +27,36 @@ from scipy import ndimage
 from discovery.config import SilenceConfig
 
 
-def thresholds(energy_db: np.ndarray, config: SilenceConfig) -> tuple:
-    """(low, high) dB thresholds for one recording."""
+class Thresholds(NamedTuple):
+    """The hysteresis thresholds of one recording; unpacks as `low_db, high_db`.
+
+    Attributes:
+        low_db: a sound extends while its energy stays above this, in dB.
+        high_db: a sound starts where its energy rises above this, in dB.
+    """
+
+    low_db: float
+    high_db: float
+
+
+def thresholds(energy_db: np.ndarray, config: SilenceConfig) -> Thresholds:
+    """The low and high dB thresholds of one recording, between its floor and loud level.
+
+    Args:
+        energy_db: (n_frames,) band-limited frame energy in dB, digital silence left
+            out.
+        config: percentiles of the floor and loud levels, and where between them the
+            thresholds sit.
+
+    Returns:
+        `Thresholds(low_db, high_db)`: `floor + threshold * (loud - floor)` for the
+        config's `low_threshold` and `high_threshold`.
+    """
     floor = np.percentile(energy_db, config.floor_percentile)
     loud = np.percentile(energy_db, config.loud_percentile)
     span = loud - floor
-    return (float(floor + config.low_threshold * span),
-            float(floor + config.high_threshold * span))
+    return Thresholds(float(floor + config.low_threshold * span),
+                      float(floor + config.high_threshold * span))
 
 
 def frame_sound(energy_db: np.ndarray, *, frame_rate: float, config: SilenceConfig,
@@ -77,9 +100,19 @@ def frame_sound(energy_db: np.ndarray, *, frame_rate: float, config: SilenceConf
     return sound
 
 
-def window_sound_fraction(sound: np.ndarray, start_frame: np.ndarray,
-                          n_valid: np.ndarray, window_length: int) -> np.ndarray:
-    """(n_windows,) fraction of each window's frames that are sound (padding is silence)."""
+def window_sound_fraction(sound: np.ndarray, start_frame: np.ndarray, n_valid: np.ndarray,
+                          *, window_length: int) -> np.ndarray:
+    """Fraction of each window's frames that are sound; padding counts as silence.
+
+    Args:
+        sound: (n_frames,) bool per frame (`frame_sound`).
+        start_frame: (n_windows,) first frame of each window.
+        n_valid: (n_windows,) real (unpadded) frames in each window.
+        window_length: int >= 1. Frames per window, padding included.
+
+    Returns:
+        (n_windows,) float32 in [0, 1].
+    """
     cumulative = np.concatenate([[0], np.cumsum(sound, dtype=np.int64)])
     begin = np.minimum(start_frame, len(sound))
     end = np.minimum(start_frame + n_valid, len(sound))
@@ -105,5 +138,14 @@ def window_digital_silence(digital_silence: np.ndarray, start_frame: np.ndarray,
 
 
 def window_silence(fraction: np.ndarray, config: SilenceConfig) -> np.ndarray:
-    """(n_windows,) bool silence targets from the fraction of sound per window."""
+    """Silence targets from the fraction of sound per window.
+
+    Args:
+        fraction: (n_windows,) share of each window that is sound
+            (`window_sound_fraction`).
+        config: `window_sound_fraction`, the most sound a silent window holds.
+
+    Returns:
+        (n_windows,) bool, True for silence.
+    """
     return np.asarray(fraction) <= config.window_sound_fraction

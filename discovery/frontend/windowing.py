@@ -9,6 +9,7 @@ a window's frames are real, so padding is flagged, never silent.
 from __future__ import annotations
 
 import dataclasses
+from typing import NamedTuple
 
 import numpy as np
 
@@ -45,8 +46,36 @@ class Windows:
         return len(self.values)
 
 
+class FramedWindows(NamedTuple):
+    """What `frame_windows` returns; unpacks as `windows, start_frame, n_valid`.
+
+    Attributes:
+        windows: (n_windows, window_length, n_features), a read-only view into the
+            features where no padding was needed.
+        start_frame: (n_windows,) int64 index of each window's first frame.
+        n_valid: (n_windows,) int64 real (unpadded) frames in each window.
+    """
+
+    windows: np.ndarray
+    start_frame: np.ndarray
+    n_valid: np.ndarray
+
+
 def window_starts(n_frames: int, *, window_length: int, hop_length: int) -> np.ndarray:
-    """First frame of every window that covers `n_frames` frames (at least one window)."""
+    """First frame of every window that covers `n_frames` frames (at least one window).
+
+    Args:
+        n_frames: int >= 0. Frames of the recording.
+        window_length: int >= 1. Frames per window.
+        hop_length: int >= 1. Frames between window starts.
+
+    Returns:
+        (n_windows,) int64 start frames, `k * hop_length`; `[0]` when `n_frames` is at
+        most one window.
+
+    Raises:
+        ParameterError: an argument is not an integer in its range.
+    """
     for name, value in (("n_frames", n_frames), ("window_length", window_length),
                         ("hop_length", hop_length)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < (
@@ -61,7 +90,7 @@ def window_starts(n_frames: int, *, window_length: int, hop_length: int) -> np.n
 
 
 def frame_windows(features: np.ndarray, *, window_length: int,
-                  hop_length: int) -> tuple:
+                  hop_length: int) -> FramedWindows:
     """Cut `(n_frames, n_features)` features into overlapping windows.
 
     Args:
@@ -70,8 +99,11 @@ def frame_windows(features: np.ndarray, *, window_length: int,
         hop_length: int >= 1. Frames between window starts.
 
     Returns:
-        (windows (n_windows, window_length, n_features), start_frame (n_windows,),
-        n_valid (n_windows,)).
+        `FramedWindows(windows, start_frame, n_valid)`; the last window is zero-padded
+        where the frames run out.
+
+    Raises:
+        ParameterError: `features` is not 2-D, or a length is not an integer >= 1.
     """
     features = np.asarray(features)
     if features.ndim != 2:
@@ -88,7 +120,7 @@ def frame_windows(features: np.ndarray, *, window_length: int,
     # A strided slice keeps it a view: no copy of the (overlapping) windows.
     windows = view[:int(starts[-1]) + 1:hop_length].transpose(0, 2, 1)
     n_valid = np.clip(n_frames - starts, 0, window_length)
-    return windows, starts, n_valid
+    return FramedWindows(windows, starts, n_valid)
 
 
 def make_windows(features: np.ndarray, features_config: FeatureConfig,

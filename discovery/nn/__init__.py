@@ -19,13 +19,14 @@ from discovery.nn.decoder import build_decoder, build_silence_head
 from discovery.nn.encoder import build_encoder
 from discovery.nn.layers import Sampling
 from discovery.nn.presets import PRESETS, get_preset
-from discovery.nn.vae import VAE, BetaWarmup, build_vae
+from discovery.nn.vae import VAE, BetaWarmup, WindowEmbedding, build_vae
 
 __all__ = [
     "PRESETS",
     "VAE",
     "BetaWarmup",
     "Sampling",
+    "WindowEmbedding",
     "build_decoder",
     "build_encoder",
     "build_silence_head",

@@ -16,12 +16,16 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 import keras
 import numpy as np
 import tensorflow as tf
+from sklearn import metrics
 
 from discovery.files import write_text
+from discovery.frontend.audio import PathLike
+from discovery.nn.vae import VAE
 
 
 def _image(values: np.ndarray) -> np.ndarray:
@@ -37,12 +41,12 @@ class ReconstructionImages(keras.callbacks.Callback):
         log_dir: the TensorBoard log folder; images go to `log_dir/images`.
     """
 
-    def __init__(self, windows: np.ndarray, log_dir):
+    def __init__(self, windows: np.ndarray, *, log_dir: PathLike):
         super().__init__()
         self.windows = np.asarray(windows, dtype=np.float32)
         self.writer = tf.summary.create_file_writer(str(Path(log_dir) / "images"))
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: Optional[Dict[str, Any]] = None) -> None:
         outputs = self.model(self.windows[..., None], training=False)
         reconstruction = keras.ops.convert_to_numpy(outputs["reconstruction"])[..., 0]
         gap = np.ones((self.windows.shape[2], 2, 1), dtype=np.float32)
@@ -54,28 +58,50 @@ class ReconstructionImages(keras.callbacks.Callback):
         self.writer.flush()
 
 
+def _confusion(truth: np.ndarray, guess: np.ndarray) -> Tuple[np.ndarray, float]:
+    """The silence confusion matrix and the balanced accuracy read from it.
+
+    Args:
+        truth: (n,) bool, the window is silence.
+        guess: (n,) bool, the detector says silence.
+
+    Returns:
+        (matrix (2, 2) int, rows true sound and silence, columns said sound and
+        silence; balanced accuracy, the mean recall of the two rows). A class absent in
+        truth has recall 0, so the value stays defined (at most 0.5) where
+        scikit-learn's `balanced_accuracy_score` would leave that class out.
+    """
+    matrix = metrics.confusion_matrix(truth, guess, labels=[False, True])
+    recall = matrix.diagonal() / np.maximum(matrix.sum(axis=1), 1)
+    return matrix, float(recall.mean())
+
+
 class SilenceConfusion(keras.callbacks.Callback):
     """Writes the silence detector's confusion matrix on held-out windows each epoch.
 
+    Also adds "silence_balanced_accuracy" to the epoch logs (see `_confusion`: a
+    class absent from `silence` counts with recall 0).
+
     Args:
-        windows: (n, T, F) windows; silence: (n,) targets (1 = silence).
+        windows: (n, T, F) windows.
+        silence: (n,) targets, 1 (or True) for silence.
         log_dir: the TensorBoard log folder; results go to `log_dir/silence`.
+
+    Attributes:
+        balanced_accuracy: the last epoch's value, or None before the first.
     """
 
-    def __init__(self, windows: np.ndarray, silence: np.ndarray, log_dir):
+    def __init__(self, windows: np.ndarray, silence: np.ndarray, *, log_dir: PathLike):
         super().__init__()
         self.windows = np.asarray(windows, dtype=np.float32)
         self.silence = np.asarray(silence).astype(bool)
         self.writer = tf.summary.create_file_writer(str(Path(log_dir) / "silence"))
-        self.balanced_accuracy = None
+        self.balanced_accuracy: Optional[float] = None
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: Optional[Dict[str, Any]] = None) -> None:
         outputs = self.model.predict(self.windows[..., None], batch_size=256, verbose=0)
         guess = np.asarray(outputs["silence"]).reshape(-1) >= 0.5
-        matrix = np.array([[np.sum(~self.silence & ~guess), np.sum(~self.silence & guess)],
-                           [np.sum(self.silence & ~guess), np.sum(self.silence & guess)]])
-        recall = matrix.diagonal() / np.maximum(matrix.sum(axis=1), 1)
-        self.balanced_accuracy = float(recall.mean())
+        matrix, self.balanced_accuracy = _confusion(self.silence, guess)
         if logs is not None:
             logs["silence_balanced_accuracy"] = self.balanced_accuracy
         normalised = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
@@ -92,14 +118,19 @@ class SilenceConfusion(keras.callbacks.Callback):
         self.writer.flush()
 
 
-def write_projector(model, windows: np.ndarray, metadata: list, log_dir) -> Path:
+def write_projector(model: VAE, windows: np.ndarray, *,
+                    metadata: Sequence[Tuple[str, float, float]],
+                    log_dir: PathLike) -> Path:
     """Save embeddings of `windows` and a metadata table for TensorBoard's projector.
 
     Args:
         model: a trained `VAE`.
         windows: (n, T, F) windows.
-        metadata: n rows of (file, start_s, silence target).
+        metadata: n rows of (file name, start_s, silence target).
         log_dir: the TensorBoard log folder; files go to `log_dir/projector`.
+
+    Returns:
+        The projector's folder, `log_dir/projector`.
     """
     from tensorboard.plugins import projector
 
@@ -147,7 +178,7 @@ class TrainingRecord(keras.callbacks.Callback):
             seconds.
     """
 
-    def __init__(self, path):
+    def __init__(self, path: PathLike):
         super().__init__()
         self.path = Path(path)
         self.epochs, self.resumed_after = [], []
@@ -175,21 +206,21 @@ class TrainingRecord(keras.callbacks.Callback):
         self.earlier_seconds = (self.epochs[-1].get("elapsed_s", 0.0) if self.epochs
                                 else 0.0)
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: Optional[Dict[str, Any]] = None) -> None:
         self._started = time.perf_counter()
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def on_epoch_begin(self, epoch: int, logs: Optional[Dict[str, Any]] = None) -> None:
         if not self._begun:
             self._begin(epoch)
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: Optional[Dict[str, Any]] = None) -> None:
         values = {name: float(value) for name, value in (logs or {}).items()}
         values["elapsed_s"] = self.earlier_seconds + time.perf_counter() - self._started
         self.epochs.append(values)
         write_text(self.path, json.dumps({"epochs": self.epochs,
                                           "resumed_after": self.resumed_after}))
 
-    def on_train_end(self, logs=None):
+    def on_train_end(self, logs: Optional[Dict[str, Any]] = None) -> None:
         if not self._begun:
             # Resumed after the last epoch had finished: nothing was left to run.
             self._begin(len(self._earlier["epochs"]))

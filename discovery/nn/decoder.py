@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Tuple
+
 import keras
 from keras import layers
 
@@ -13,7 +15,7 @@ def build_decoder(
     latent_dim: int,
     decoder_units: int,
     decoder_filters: int,
-    conv_kernel: tuple = (3, 3),
+    conv_kernel: Tuple[int, int] = (3, 3),
     name: str = "decoder",
 ) -> keras.Model:
     """Builds the decoder: one latent code -> a whole window of features.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Optional, Tuple
+
 import keras
 from keras import layers
 
@@ -13,11 +15,11 @@ def build_encoder(
     input_frames: int,
     input_features: int,
     conv_filters: int,
-    conv_kernel: tuple,
+    conv_kernel: Tuple[int, int],
     bilstm_units: int,
     lstm_units: int,
     latent_dim: int,
-    seed=None,
+    seed: Optional[int] = None,
     name: str = "encoder",
 ) -> keras.Model:
     """Builds the convolutional-recurrent encoder.

@@ -7,6 +7,8 @@ frequency axis is a plain `MaxPooling2D(pool_size=(1, n_features))` followed by 
 
 from __future__ import annotations
 
+from typing import Optional
+
 import keras
 from keras import layers, ops
 
@@ -38,12 +40,12 @@ class Sampling(layers.Layer):
         (2, 4)
     """
 
-    def __init__(self, seed=None, **kwargs):
+    def __init__(self, seed: Optional[int] = None, **kwargs):
         super().__init__(**kwargs)
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
 
-    def call(self, inputs, training=None):
+    def call(self, inputs, training: Optional[bool] = None):
         z_mean, z_log_var = inputs
         if not training:
             return z_mean
@@ -55,7 +57,7 @@ class Sampling(layers.Layer):
     def compute_output_shape(self, input_shape):
         return input_shape[0]
 
-    def get_config(self):
+    def get_config(self) -> dict:
         config = super().get_config()
         config.update({"seed": self.seed})
         return config

@@ -18,6 +18,7 @@ cross-entropy against non-binary targets is not.
 from __future__ import annotations
 
 import weakref
+from typing import Any, Dict, NamedTuple, Optional, Tuple, Union
 
 import keras
 import numpy as np
@@ -36,6 +37,18 @@ LOAD_HINT_KEY = "how_to_load"
 LOAD_HINT = ("This is a discovery model: run `import discovery.nn` before "
              "keras.saving.load_model(), or load its bundle folder with "
              "discovery.load_model(folder).")
+
+class WindowEmbedding(NamedTuple):
+    """What `VAE.embed` returns; unpacks as `z_mean, silence`.
+
+    Attributes:
+        z_mean: (n, latent_dim) float32, the deterministic code of each window.
+        silence: (n,) float32, P(window is silence).
+    """
+
+    z_mean: np.ndarray
+    silence: np.ndarray
+
 
 # One traced embedding function per model (see `VAE.embed`).
 _EMBED_FUNCTIONS = weakref.WeakKeyDictionary()
@@ -99,10 +112,12 @@ class VAE(keras.Model):
         `(batch, latent_dim)`, and "silence" `(batch,)`, P(window is silence).
     """
 
-    def __init__(self, *, input_frames=32, input_features=64, conv_filters=32,
-                 conv_kernel=(5, 5), bilstm_units=64, lstm_units=64, latent_dim=32,
-                 decoder_units=64, decoder_filters=8, silence_units=16, seed=0,
-                 beta=0.0, silence_weight=1.0, **kwargs):
+    def __init__(self, *, input_frames: int = 32, input_features: int = 64,
+                 conv_filters: int = 32, conv_kernel: Tuple[int, int] = (5, 5),
+                 bilstm_units: int = 64, lstm_units: int = 64, latent_dim: int = 32,
+                 decoder_units: int = 64, decoder_filters: int = 8,
+                 silence_units: int = 16, seed: Optional[int] = 0, beta: float = 0.0,
+                 silence_weight: float = 1.0, **kwargs):
         super().__init__(**kwargs)
         self.input_frames = input_frames
         self.input_features = input_features
@@ -141,14 +156,14 @@ class VAE(keras.Model):
         self.built = True
 
     @property
-    def metrics(self):
+    def metrics(self) -> list:
         # Listed so that fit/evaluate reset them each epoch and log every term
         # (also as val_* with validation data) to History and TensorBoard.
         return [self.loss_tracker, self.reconstruction_loss_tracker,
                 self.kl_loss_tracker, self.silence_loss_tracker,
                 self.silence_accuracy]
 
-    def call(self, windows, training=None):
+    def call(self, windows, training: Optional[bool] = None) -> Dict[str, Any]:
         windows = _with_channel(windows)
         z_mean, z_log_var, z = self.encoder(windows, training=training)
         reconstruction = self.decoder(z, training=training)
@@ -156,8 +171,8 @@ class VAE(keras.Model):
         return {"reconstruction": reconstruction, "z_mean": z_mean,
                 "z_log_var": z_log_var, "silence": ops.squeeze(silence, axis=-1)}
 
-    def compute_losses(self, windows, outputs, silence_targets=None,
-                       sample_weight=None):
+    def compute_losses(self, windows, outputs: Dict[str, Any], *, silence_targets=None,
+                       sample_weight=None) -> Dict[str, Any]:
         """The loss terms of one batch (see the module docstring).
 
         Args:
@@ -218,11 +233,12 @@ class VAE(keras.Model):
                 sample_weight=weights)
         return {metric.name: metric.result() for metric in self.metrics}
 
-    def train_step(self, data):
+    def train_step(self, data) -> Dict[str, Any]:
         windows, targets, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         with tf.GradientTape() as tape:
             outputs = self(windows, training=True)
-            losses = self.compute_losses(windows, outputs, targets, sample_weight)
+            losses = self.compute_losses(windows, outputs, silence_targets=targets,
+                                         sample_weight=sample_weight)
             # Under tf.distribute the replicas' gradients are summed; dividing by
             # their number makes the sum a mean over the global batch.
             replicas = tf.distribute.get_strategy().num_replicas_in_sync
@@ -234,13 +250,14 @@ class VAE(keras.Model):
              in zip(gradients, self.trainable_weights) if gradient is not None])
         return self._update_metrics(windows, outputs, losses, targets, sample_weight)
 
-    def test_step(self, data):
+    def test_step(self, data) -> Dict[str, Any]:
         windows, targets, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         outputs = self(windows, training=False)
-        losses = self.compute_losses(windows, outputs, targets, sample_weight)
+        losses = self.compute_losses(windows, outputs, silence_targets=targets,
+                                     sample_weight=sample_weight)
         return self._update_metrics(windows, outputs, losses, targets, sample_weight)
 
-    def embed(self, windows, batch_size=256):
+    def embed(self, windows, *, batch_size: int = 256) -> WindowEmbedding:
         """Embeds windows: the deterministic code `z_mean` and P(silence).
 
         Args:
@@ -248,8 +265,8 @@ class VAE(keras.Model):
             batch_size: int > 0. Windows per forward pass. Defaults to 256.
 
         Returns:
-            Tuple `(z_mean, silence)` of float32 numpy arrays, `(n, latent_dim)`
-            and `(n,)`.
+            `WindowEmbedding(z_mean, silence)` of float32 NumPy arrays,
+            `(n, latent_dim)` and `(n,)`.
 
         Raises:
             ModelError: the windows' frames or features differ from the model's.
@@ -262,7 +279,8 @@ class VAE(keras.Model):
                 f"Invalid windows for this model: expected shape (n, {expected[0]}, "
                 f"{expected[1]}) (frames, features), received {windows.shape}.")
         if len(windows) == 0:
-            return (np.zeros((0, self.latent_dim), "float32"), np.zeros(0, "float32"))
+            return WindowEmbedding(np.zeros((0, self.latent_dim), "float32"),
+                                   np.zeros(0, "float32"))
         if windows.ndim == 3:
             windows = windows[..., np.newaxis]
         # Encoder and head only: the decoder is not needed for embeddings. One traced
@@ -279,13 +297,13 @@ class VAE(keras.Model):
             z_mean, silence = function(windows[start:start + batch_size])
             z_means.append(z_mean.numpy())
             silences.append(silence.numpy())
-        return np.concatenate(z_means), np.concatenate(silences)
+        return WindowEmbedding(np.concatenate(z_means), np.concatenate(silences))
 
     def _embed_batch(self, windows):
         z_mean, _, _ = self.encoder(windows, training=False)
         return z_mean, self.silence_head(z_mean, training=False)[:, 0]
 
-    def get_config(self):
+    def get_config(self) -> Dict[str, Any]:
         # The hint goes first: Keras prints this config when it cannot find the class,
         # the one place a saved file can tell a user who did not import discovery.
         config = {LOAD_HINT_KEY: LOAD_HINT}
@@ -308,14 +326,15 @@ class VAE(keras.Model):
         return config
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: Dict[str, Any]) -> VAE:
         # The hint is a note for people, not an argument (files saved before it was
         # added load too).
         config = {key: value for key, value in config.items() if key != LOAD_HINT_KEY}
         return cls(**config)
 
 
-def build_vae(config, *, beta=None, silence_weight=None, name="vae") -> VAE:
+def build_vae(config: Union[ModelConfig, PipelineConfig], *, beta: Optional[float] = None,
+              silence_weight: Optional[float] = None, name: str = "vae") -> VAE:
     """Builds a `VAE` from settings.
 
     Args:
@@ -360,9 +379,13 @@ class BetaWarmup(keras.callbacks.Callback):
     Args:
         beta: float >= 0. KL weight after warm-up.
         warmup_epochs: int >= 0. Epochs of the linear ramp. Defaults to 5.
+
+    Raises:
+        ParameterError: `beta` is not a number >= 0, or `warmup_epochs` not an
+            integer >= 0.
     """
 
-    def __init__(self, beta, warmup_epochs=5):
+    def __init__(self, beta: float, *, warmup_epochs: int = 5):
         super().__init__()
         if isinstance(beta, bool) or not isinstance(beta, (int, float)) or beta < 0:
             raise ParameterError(
@@ -375,15 +398,15 @@ class BetaWarmup(keras.callbacks.Callback):
         self.beta = float(beta)
         self.warmup_epochs = warmup_epochs
 
-    def value(self, epoch):
+    def value(self, epoch: int) -> float:
         """The KL weight for 0-based `epoch`."""
         if self.warmup_epochs == 0:
             return self.beta
         return self.beta * min(1.0, epoch / self.warmup_epochs)
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def on_epoch_begin(self, epoch: int, logs: Optional[Dict[str, Any]] = None) -> None:
         self.model.beta.assign(self.value(epoch))
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: Optional[Dict[str, Any]] = None) -> None:
         if logs is not None:
             logs["beta"] = self.value(epoch)

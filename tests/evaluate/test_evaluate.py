@@ -90,8 +90,10 @@ def test_pairs_are_balanced_seeded_and_correct():
     assert np.all(labels[duplicates[:, 0]] == labels[duplicates[:, 1]])
     assert np.all(labels[non_duplicates[:, 0]] != labels[non_duplicates[:, 1]])
     assert len({tuple(p) for p in duplicates}) == 100
-    again, _ = evaluate.make_pairs(labels, n_pairs=100, seed=1)
-    np.testing.assert_array_equal(duplicates, again)
+    again = evaluate.make_pairs(labels, n_pairs=100, seed=1)
+    assert isinstance(again, evaluate.Pairs)
+    np.testing.assert_array_equal(duplicates, again.duplicates)
+    np.testing.assert_array_equal(non_duplicates, again.non_duplicates)
 
 
 def test_separation_of_distinct_and_equal_distributions(rng):
@@ -233,12 +235,100 @@ def test_pairs_command_prints_every_mode_headline_first(tmp_path, capsys):
 
 
 def test_silence_scores_need_an_annotation_and_score_each_recording():
-    from discovery import bundle, embed
+    from discovery import bundle
 
     DATA = Path(__file__).resolve().parents[2] / "data"
-    model = bundle.load_model(embed.default_model_dir())
-    scores = evaluate.silence_scores(model, [DATA / "recordings" / "rec_01.wav"])
+    folder = bundle.default_model_dir()
+    shipped = {"model": bundle.load_model(folder), "config": bundle.load_config(folder)}
+    scores = evaluate.silence_scores([DATA / "recordings" / "rec_01.wav"], **shipped)
     assert set(scores) == {"rec_01.wav", "all"} and scores["all"] == scores["rec_01.wav"]
     assert 0.5 < scores["all"] <= 1.0
     with pytest.raises(ParameterError, match="0_george_0.wav: no annotation"):
-        evaluate.silence_scores(model, [DATA / "fsdd" / "0_george_0.wav"])
+        evaluate.silence_scores([DATA / "fsdd" / "0_george_0.wav"], **shipped)
+
+
+def _zero_padded(sequences):
+    """Plain NumPy reference: sequences zero-padded at the end to the longest."""
+    lengths = np.array([len(s) for s in sequences])
+    out = np.zeros((len(sequences), lengths.max(), sequences[0].shape[1]), np.float32)
+    for k, sequence in enumerate(sequences):
+        out[k, :len(sequence)] = sequence
+    return out, lengths
+
+
+def test_pad_equals_a_plain_zero_padding(rng, digit_clip):
+    """`pairs._pad` (Keras's `pad_sequences`, post, zeros, float32) on random and real
+    sequences."""
+    from discovery.config import FeatureConfig
+    from discovery.frontend import features
+    from discovery.evaluate import pairs
+
+    real = features.extract(digit_clip, FeatureConfig(sample_rate=8000)).values
+    for sequences in ([rng.standard_normal((n, 3)) for n in (5, 1, 9, 7)],
+                      [real, real[:10], real[3:40].astype(np.float64)]):
+        padded, lengths = pairs._pad(sequences)
+        expected, expected_lengths = _zero_padded(sequences)
+        assert padded.dtype == np.float32
+        np.testing.assert_array_equal(padded, expected)
+        np.testing.assert_array_equal(lengths, expected_lengths)
+
+
+def _seed_kl(p_values, q_values, bins=100, smoothing=1e-5):
+    """The seed notebook's estimate written out: KL of smoothed, shared-bin histograms."""
+    low = min(p_values.min(), q_values.min())
+    high = max(p_values.max(), q_values.max())
+    edges = np.linspace(low, high if high > low else low + 1, bins + 1)
+    p = np.histogram(p_values, edges)[0] + smoothing
+    q = np.histogram(q_values, edges)[0] + smoothing
+    p, q = p / p.sum(), q / q.sum()
+    return float(np.sum(p * np.log(p / q)))
+
+
+@pytest.mark.parametrize("shift", [0.0, 0.3, 2.0, 50.0])
+def test_histogram_kl_equals_the_seed_estimate(rng, shift):
+    """`histogram_kl` (scipy's `entropy` of the smoothed histograms) on random samples,
+    overlapping, apart, and all equal."""
+    p_values = rng.normal(1.0, 0.5, 700)
+    q_values = rng.normal(1.0 + shift, 0.8, 300)
+    assert evaluate.histogram_kl(p_values, q_values) == pytest.approx(
+        _seed_kl(p_values, q_values), rel=1e-10, abs=1e-12)
+    assert evaluate.histogram_kl(q_values, p_values, bins=7) == pytest.approx(
+        _seed_kl(q_values, p_values, bins=7), rel=1e-10, abs=1e-12)
+    constant = np.full(10, 3.0)
+    assert evaluate.histogram_kl(constant, constant) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_silence_measures_are_nan_when_the_truth_holds_one_class():
+    """Annotated sound from end to end: no silence in truth, so neither balanced
+    accuracy is defined (NaN, as `unit_scores` documents), whatever the calls."""
+    whole = Annotation(np.array([0.0]), np.array([5.0]), np.array(["a"], dtype=object))
+    start, end, unit = _windows(lambda t: 0)
+    for said in (np.zeros(len(unit), bool), np.arange(len(unit)) % 2 == 0):
+        scores = evaluate.unit_scores([{"annotation": whole, "duration_s": 5.0,
+                                        "start_s": start, "end_s": end, "unit": unit,
+                                        "silence": said}])
+        assert np.isnan(scores["silence_balanced_accuracy_windows"])
+        assert np.isnan(scores["silence_balanced_accuracy_frames"])
+        assert scores["coverage"] == 1.0
+
+
+def test_siamese_evaluation_names_its_results(rng):
+    from types import SimpleNamespace
+
+    def item(n_frames):
+        frames = rng.random((n_frames, 3)).astype(np.float32)
+        windows = SimpleNamespace(start_frame=np.arange(0, n_frames, 2))
+        recording = SimpleNamespace(features=SimpleNamespace(values=frames),
+                                    windows=windows)
+        return SimpleNamespace(recording=recording, embedding=frames[::2, :2])
+
+    recordings = [item(n) for n in (9, 12, 10, 11)]
+    evaluation = evaluate.siamese_evaluation(recordings, np.array([0, 0, 1, 1]),
+                                             n_pairs=2)
+    assert isinstance(evaluation, evaluate.SiameseEvaluation)
+    results, distances = evaluation
+    assert set(results) == set(distances) == {"raw", "latent"}
+    assert set(results["raw"]) == {"normalized", "closed", "open_end"}
+    duplicate, non_duplicate = distances["raw"]["closed"]
+    assert len(duplicate) == 2 and len(non_duplicate) == 2
+    assert results["raw"]["closed"]["duplicate_mean"] == pytest.approx(duplicate.mean())

@@ -247,3 +247,16 @@ def test_stream_equals_extract_with_digital_silence(tmp_path, digit_clip, monkey
     streamed = np.concatenate(list(features.iter_features(path, config)))
     np.testing.assert_array_equal(streamed, whole.values)
     assert whole.digital_silence.sum() > 400
+
+
+def test_to_db_equals_librosa_power_to_db(rng, digit_clip):
+    """`to_db` is librosa's `power_to_db` (ref 1, the same floor, no top_db) on random
+    powers, zeros and powers below the floor, and on the band power of a real clip."""
+    config = FeatureConfig(sample_rate=8000)
+    samples = audio.load(digit_clip, sample_rate=8000)
+    real = np.concatenate(list(features._power_blocks([samples], config)))
+    random = rng.uniform(0.0, 1.0, (50, 20)) * 10.0 ** rng.uniform(-14, 4, (50, 20))
+    random[0, :5] = [0.0, features.AMIN, features.AMIN / 10, 1.0, 1e30]
+    for power in (real, random, random.astype(np.float32)):
+        expected = librosa.power_to_db(power, ref=1.0, amin=features.AMIN, top_db=None)
+        np.testing.assert_allclose(features.to_db(power), expected, rtol=0, atol=1e-5)

@@ -50,11 +50,24 @@ def test_short_blips_are_removed():
     assert not sound[50:52].any() and sound[100:140].all() and sound.sum() == 40
 
 
+def test_thresholds_sit_between_the_floor_and_the_loud_level():
+    energy = np.linspace(-60.0, 0.0, 1001)
+    config = SilenceConfig()
+    low, high = silence.thresholds(energy, config)
+    floor = np.percentile(energy, config.floor_percentile)
+    loud = np.percentile(energy, config.loud_percentile)
+    assert low == pytest.approx(floor + config.low_threshold * (loud - floor))
+    assert high == pytest.approx(floor + config.high_threshold * (loud - floor))
+    assert silence.thresholds(energy, config) == silence.Thresholds(low_db=low,
+                                                                     high_db=high)
+    assert floor < low < high < loud
+
+
 def test_window_fraction_and_targets():
     sound = np.zeros(30, bool)
     sound[10:20] = True
     fraction = silence.window_sound_fraction(sound, np.array([0, 10, 25]),
-                                             np.array([10, 10, 5]), 10)
+                                             np.array([10, 10, 5]), window_length=10)
     np.testing.assert_allclose(fraction, [0.0, 1.0, 0.0])
     np.testing.assert_array_equal(silence.window_silence(fraction, SilenceConfig()),
                                   [True, False, True])

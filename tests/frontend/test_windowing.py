@@ -16,6 +16,15 @@ def test_windows_cover_every_frame_and_pad_the_last():
     np.testing.assert_array_equal(windows[-1, 7], [0, 0])
 
 
+def test_frame_windows_names_its_results():
+    features = np.arange(10 * 2, dtype=np.float32).reshape(10, 2)
+    framed = frame_windows(features, window_length=4, hop_length=3)
+    assert framed._fields == ("windows", "start_frame", "n_valid")
+    np.testing.assert_array_equal(framed.start_frame, [0, 3, 6])
+    np.testing.assert_array_equal(framed.n_valid, [4, 4, 4])
+    np.testing.assert_array_equal(framed.windows[2], features[6:10])
+
+
 def test_exact_fit_needs_no_padding():
     features = np.ones((16, 3), dtype=np.float32)
     windows, starts, n_valid = frame_windows(features, window_length=8, hop_length=8)

@@ -13,6 +13,7 @@ from discovery.nn import (
     VAE,
     BetaWarmup,
     Sampling,
+    WindowEmbedding,
     build_decoder,
     build_encoder,
     build_silence_head,
@@ -243,6 +244,18 @@ def test_embed_of_no_windows_is_empty():
     assert z_mean.shape == (0, LATENT) and silence.shape == (0,)
 
 
+def test_embed_names_its_results(batch):
+    vae = tiny_vae()
+    embedded = vae.embed(batch[0], batch_size=5)
+    assert isinstance(embedded, WindowEmbedding)
+    z_mean, silence = embedded
+    np.testing.assert_array_equal(embedded.z_mean, z_mean)
+    np.testing.assert_array_equal(embedded.silence, silence)
+    outputs = vae(batch[0])
+    np.testing.assert_allclose(z_mean, outputs["z_mean"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(silence, outputs["silence"], rtol=1e-5, atol=1e-6)
+
+
 def test_build_vae_reads_a_pipeline_config():
     config = get_preset("tiny")
     vae = build_vae(config)
@@ -266,3 +279,62 @@ def test_presets_are_valid_pipelines(name, shape):
 def test_unknown_preset_raises_listing_the_names():
     with pytest.raises(ParameterError, match=r"`preset`.*'seed-v4'.*'tiny'.*'nope'"):
         get_preset("nope")
+
+
+def test_silence_confusion_matrix_is_sklearns(rng):
+    """The callback's matrix is scikit-learn's (rows true sound, silence; columns said),
+    and its balanced accuracy scikit-learn's where the truth holds both classes."""
+    from sklearn.metrics import balanced_accuracy_score, confusion_matrix
+
+    from discovery.nn import callbacks
+
+    for size, share in ((200, 0.5), (57, 0.1), (1000, 0.93)):
+        truth = rng.random(size) < share
+        guess = np.where(rng.random(size) < 0.8, truth, ~truth)
+        matrix, balanced_accuracy = callbacks._confusion(truth, guess)
+        np.testing.assert_array_equal(
+            matrix, confusion_matrix(truth, guess, labels=[False, True]))
+        assert balanced_accuracy == pytest.approx(balanced_accuracy_score(truth, guess),
+                                                  rel=1e-12)
+
+
+def test_silence_confusion_counts_a_class_absent_in_truth_as_recall_zero():
+    """All windows sound in truth: the silence row is empty, its recall counts 0, so a
+    detector right on every window scores 0.5 (scikit-learn would leave the class out)."""
+    from sklearn.metrics import confusion_matrix
+
+    from discovery.nn import callbacks
+
+    truth = np.zeros(10, bool)
+    guess = np.r_[np.zeros(8, bool), np.ones(2, bool)]
+    matrix, balanced_accuracy = callbacks._confusion(truth, guess)
+    np.testing.assert_array_equal(matrix, [[8, 2], [0, 0]])
+    np.testing.assert_array_equal(matrix, confusion_matrix(truth, guess,
+                                                           labels=[False, True]))
+    assert balanced_accuracy == pytest.approx(0.4)
+    assert callbacks._confusion(truth, truth)[1] == pytest.approx(0.5)
+
+
+def test_silence_confusion_logs_the_balanced_accuracy(tmp_path):
+    from sklearn.metrics import balanced_accuracy_score
+
+    from discovery.nn.callbacks import SilenceConfusion
+
+    class Detector:
+        """Says silence for windows whose mean is below 0.3."""
+
+        def predict(self, windows, **kwargs):
+            return {"silence": (windows.mean(axis=(1, 2, 3)) < 0.3).astype("float32")}
+
+    windows, targets = tone_and_silence(12, seed=4)
+    windows[0] = 0.0  # a sound window the detector calls silence
+    callback = SilenceConfusion(windows[..., 0], targets, log_dir=tmp_path)
+    callback.set_model(Detector())
+    logs = {}
+    callback.on_epoch_end(0, logs)
+    said = windows.mean(axis=(1, 2, 3)) < 0.3
+    expected = balanced_accuracy_score(targets.astype(bool), said)
+    assert expected < 1.0
+    assert logs["silence_balanced_accuracy"] == pytest.approx(expected)
+    assert callback.balanced_accuracy == logs["silence_balanced_accuracy"]
+    assert list((tmp_path / "silence").glob("events.out.tfevents.*"))
