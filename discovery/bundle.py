@@ -7,12 +7,20 @@
 Every file is written to a temporary name and renamed, so a bundle is never half
 written.
 
-Loading: `load_model(dir)` (or `discovery.load_model`) checks the files first and
-turns every way a bundle can be broken into one `ModelError` naming the file: a
+`Bundle` holds the three together: `Bundle.load("default")` (a folder, or a shipped
+bundle's name) gives `.model` (the Keras VAE), `.config` (`PipelineConfig`) and
+`.path`; `.embed(inputs)` cuts and embeds recordings with the bundle's own settings,
+`.save(dir, card=...)` writes a bundle, `.export(path)` a SavedModel or `.keras` file.
+Everything that needs a model's settings takes them from its `Bundle`: a Keras model
+carries no discovery settings of its own.
+
+Loading checks the files first and turns every way a bundle can be broken into one
+`ModelError` naming the file: a
 `model.keras` that is not a Keras file (random bytes, a truncated zip), one that holds
 a `Lambda` layer or other code Keras's safe mode refuses (safe mode stays on: discovery
 never runs code from a file), a `config.json` that is not JSON or holds bad values, and
-a model that does not match its config. Plain `keras.saving.load_model` works on
+a model that does not match its config. `load_model(dir)` (`discovery.load_model`) is
+the low-level path: the checked Keras model alone. Plain `keras.saving.load_model` works on
 `model.keras` after `import discovery.nn` (which registers the custom layers); without
 it Keras fails with "Could not locate class 'VAE'" and prints the saved config, whose
 first entry (`how_to_load`) says this. Keras imports no module outside its own
@@ -38,20 +46,23 @@ model as one `.keras` file.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import platform
+import shutil
 import tempfile
 import textwrap
 import zipfile
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
 from discovery import __version__
 from discovery.config import PipelineConfig
+from discovery.embed import Embedded, embed_paths
 from discovery.errors import ModelError, ParameterError
-from discovery.files import atomic_path, check_output_location, write_text
+from discovery.files import atomic_path, check_output_location, find_inputs, write_text
 
 MODEL_FILE = "model.keras"
 CONFIG_FILE = "config.json"
@@ -61,6 +72,128 @@ BUNDLE_FILES = (MODEL_FILE, CONFIG_FILE, CARD_FILE)
 EXPORT_README = "README.md"
 # Reasons are cut to this many characters, so an error stays one readable line.
 MAX_REASON = 200
+EXPORT_FORMATS = ("savedmodel", "keras")
+
+
+def shipped_models_dir() -> Path:
+    """The folder of the shipped bundles.
+
+    A regular install or a wheel carries them as package data in
+    `site-packages/discovery/models`; an editable install (`pip install -e .`) reads
+    the repository's top-level `models/` (pyproject.toml maps one onto the other).
+    """
+    package = Path(__file__).resolve().parent
+    installed = package / "models"
+    return installed if installed.is_dir() else package.parent / "models"
+
+
+def default_model_dir() -> Path:
+    """The shipped default bundle (see `shipped_models_dir`)."""
+    return shipped_models_dir() / "default"
+
+
+def resolve_model_dir(model) -> Path:
+    """The bundle folder a `--model` value names: None for the shipped default, a
+    folder, or the name of a shipped bundle ("default", "birdsong"). A folder that
+    exists wins over a shipped name."""
+    if model is None:
+        return default_model_dir()
+    path = Path(model)
+    shipped = shipped_models_dir() / str(model)
+    if not path.exists() and len(path.parts) == 1 and shipped.is_dir():
+        return shipped
+    return path
+
+
+@dataclasses.dataclass(frozen=True)
+class Bundle:
+    """A trained model with the settings that build its input, and where it lives.
+
+    Attributes:
+        model: the Keras `VAE` (`discovery.nn.VAE`).
+        config: `PipelineConfig`. Feature, window, silence, model and training
+            settings: every recording the model sees is cut with them.
+        path: the bundle folder it was loaded from or saved to, or None.
+
+    Example:
+        >>> bundle = Bundle.load("default")
+        >>> windows, recordings, failures = bundle.embed(["data/fsdd"])
+    """
+
+    model: Any = dataclasses.field(repr=False)
+    config: PipelineConfig
+    path: Optional[Path] = None
+
+    def __post_init__(self):
+        if not isinstance(self.config, PipelineConfig):
+            raise ParameterError(f"Invalid value for `config`: expected a PipelineConfig, "
+                                 f"received {type(self.config).__name__}.")
+        if self.path is not None:
+            object.__setattr__(self, "path", Path(self.path))
+
+    @classmethod
+    def load(cls, directory=None) -> "Bundle":
+        """Load a bundle folder, or a shipped bundle by name.
+
+        Args:
+            directory: a bundle folder, a shipped bundle's name ("default",
+                "birdsong"; a folder that exists wins), or None for the shipped
+                default.
+
+        Raises:
+            ModelError: the folder is missing or broken (see `load_model`).
+        """
+        path = resolve_model_dir(directory)
+        config = load_config(path)
+        return cls(_load_checked(path, config), config, path)
+
+    def embed(self, inputs: Sequence, *, progress: bool = True) -> Embedded:
+        """Embed every window of the recordings under `inputs` (files or folders).
+
+        A missing input or an unreadable file is listed in the failures; the others
+        are embedded.
+
+        Returns:
+            `embed.Embedded(windows, recordings, failures)`: the `WindowTable`, a
+            `RecordingInfo` per readable file, a `files.Failure` per input or file
+            that could not be read.
+        """
+        paths, failures = find_inputs(inputs)
+        windows, recordings, embed_failures = embed_paths(
+            paths, model=self.model, config=self.config, progress=progress)
+        return Embedded(windows, recordings, failures + embed_failures)
+
+    def save(self, directory, *, card: str) -> Path:
+        """Write the bundle into `directory` (see `save_bundle`)."""
+        return save_bundle(self.model, self.config, directory, card=card)
+
+    def export(self, path, *, format: str = "savedmodel") -> Path:  # noqa: A002
+        """Export the model as a TensorFlow SavedModel or one `.keras` file.
+
+        Args:
+            path: a new folder for "savedmodel", a file ending in `.keras` for "keras".
+            format: "savedmodel" (serving signature `embed`, loads without discovery;
+                see `export_savedmodel`) or "keras". Defaults to "savedmodel".
+
+        Raises:
+            ParameterError: `format` is unknown, `path` exists (SavedModel) or does not
+                end in `.keras`, or its folder cannot be written.
+        """
+        path = Path(path)
+        if format not in EXPORT_FORMATS:
+            raise ParameterError(f"Invalid value for `format`: expected one of "
+                                 f"{EXPORT_FORMATS}, received {format!r}.")
+        if format == "keras":
+            return export_keras(self.model, path)
+        if path.exists():
+            raise ParameterError(f"{path}: already exists; choose a new path for the "
+                                 "SavedModel.")
+        temporary = path.with_name(f".{path.name}.tmp")
+        # A killed export leaves its temporary folder; start from nothing.
+        shutil.rmtree(temporary, ignore_errors=True)
+        export_savedmodel(self.model, temporary, config=self.config)
+        temporary.rename(path)
+        return path
 
 
 def versions() -> dict:
@@ -180,7 +313,8 @@ def _check_matches(model, config: PipelineConfig, path: Path) -> None:
 
 
 def load_model(directory):
-    """Load a bundle's trained VAE.
+    """Load a bundle's trained VAE alone: the low-level path (`Bundle.load` gives the
+    model with its settings, which embedding needs).
 
     Keras's safe mode stays on: a file that holds code (a `Lambda` layer) is refused,
     never run.
@@ -190,18 +324,22 @@ def load_model(directory):
 
     Returns:
         The `VAE` (`keras.Model`); `model.encoder(windows)` gives `(z_mean, z_log_var,
-        z)`. Its settings are attached as `model.pipeline_config` (`PipelineConfig`).
+        z)`. Its settings are in the folder's config.json (`load_config`).
 
     Raises:
         ModelError: the folder is missing or incomplete, `model.keras` is not a
             readable Keras file or holds code, `config.json` is not valid, or the two
             do not match. The message is one line naming the file.
     """
+    return _load_checked(directory, load_config(directory))
+
+
+def _load_checked(directory, config: PipelineConfig):
+    """The VAE in `directory`, checked against `config`."""
     import keras
 
     import discovery.nn  # noqa: F401  registers the custom layers
 
-    config = load_config(directory)
     path = Path(directory) / MODEL_FILE
     if not path.is_file():
         raise ModelError(f"{directory}: not a model bundle (no {MODEL_FILE}).")
@@ -215,7 +353,6 @@ def load_model(directory):
         raise ModelError(f"{path}: not a readable Keras model file "
                          f"({_reason(error)}).") from error
     _check_matches(model, config, path)
-    model.pipeline_config = config
     return model
 
 
@@ -280,8 +417,8 @@ def export_savedmodel(model, path, *, config: Optional[PipelineConfig] = None) -
     Args:
         model: a `VAE`.
         path: the SavedModel folder to write.
-        config: `PipelineConfig` or None. The settings to ship; None takes
-            `model.pipeline_config` (set by `load_model`).
+        config: `PipelineConfig`. The settings to ship (`Bundle.config`; `Bundle.export`
+            passes them). Required; None is refused.
 
     Raises:
         ParameterError: no settings to ship, or `path`'s folder cannot be written.
@@ -289,12 +426,11 @@ def export_savedmodel(model, path, *, config: Optional[PipelineConfig] = None) -
     import keras
     import tensorflow as tf
 
-    config = config if config is not None else getattr(model, "pipeline_config", None)
     if not isinstance(config, PipelineConfig):
         raise ParameterError(
             "Invalid value for `config`: expected a PipelineConfig (the settings that "
-            f"build the model's input), received {config!r}; load the model with "
-            "discovery.load_model or pass config=.")
+            f"build the model's input), received {config!r}; use Bundle.export or pass "
+            "config=.")
     path = Path(path)
     make_writable_folder(path.parent)
     frames, n_features = model.input_frames, model.input_features

@@ -77,29 +77,18 @@ def _report_failures(failures) -> int:
     return EXIT_USAGE if failures else 0
 
 
+def _command_line() -> str:
+    return "discovery " + " ".join(sys.argv[1:])
+
+
 def _run_features(args) -> int:
-    from discovery.frontend import audio, recording
-    from discovery import files
+    from discovery.pipeline import write_features
 
-    config = _pipeline_config(args)
-    paths, missing = files.find_inputs(args.inputs)
-    files.check_output_location(args.out, args.inputs)
-    outputs = dict(zip(paths, files.output_paths(paths, args.out, ".npz")))
-    files.refuse_existing(list(outputs.values()), overwrite=args.overwrite)
-    config_json = config.to_json()
-
-    def work(path: Path):
-        result = recording.analyse(path, config)
-        arrays = result.to_arrays()
-        arrays["config"] = config_json
-        files.save_npz(outputs[path], arrays)
-        return outputs[path]
-
-    results, failures = files.for_each_file(paths, work, description="features",
-                                            progress=not args.quiet)
+    written, failures = write_features(args.inputs, args.out, _pipeline_config(args),
+                                       overwrite=args.overwrite, progress=not args.quiet)
     if not args.quiet:
-        print(f"wrote {len(results)} feature file(s) to {args.out}", file=sys.stderr)
-    return _report_failures(missing + failures)
+        print(f"wrote {len(written)} feature file(s) to {args.out}", file=sys.stderr)
+    return _report_failures(failures)
 
 
 def _run_train(args) -> int:
@@ -113,8 +102,7 @@ def _run_train(args) -> int:
                                         ("seed", args.seed))
         if value is not None}))
     result = training.train(args.inputs, args.out, config, progress=not args.quiet,
-                            command="discovery " + " ".join(sys.argv[1:]),
-                            overwrite=args.overwrite)
+                            command=_command_line(), overwrite=args.overwrite)
     if not args.quiet:
         print(f"wrote the model bundle to {result.bundle_dir} in {result.seconds:.0f} s; "
               f"TensorBoard: tensorboard --logdir {Path(args.out) / 'logs'}",
@@ -123,12 +111,12 @@ def _run_train(args) -> int:
 
 
 def _run_info(args) -> int:
-    from discovery import bundle
+    from discovery.bundle import Bundle
     from discovery.nn import build_vae, get_preset
 
     if args.model is not None:
-        model = _load_model(args.model)
-        config = model.pipeline_config
+        bundle = Bundle.load(args.model)
+        model, config = bundle.model, bundle.config
     else:
         config = get_preset(args.preset)
         model = build_vae(config)
@@ -141,61 +129,34 @@ def _run_info(args) -> int:
 
 
 def _run_export(args) -> int:
-    import shutil
+    from discovery.bundle import Bundle
 
-    from discovery import bundle
-    from discovery.errors import ParameterError
-
-    model = _load_model(args.model)
-    out = Path(args.out)
-    if args.format == "keras":
-        bundle.export_keras(model, out)
-    else:
-        if out.exists():
-            raise ParameterError(f"{out}: already exists; choose a new path for the "
-                                 "SavedModel.")
-        temporary = out.with_name(f".{out.name}.tmp")
-        # A killed export leaves its temporary folder; start from nothing.
-        shutil.rmtree(temporary, ignore_errors=True)
-        bundle.export_savedmodel(model, temporary)
-        temporary.rename(out)
+    out = Bundle.load(args.model).export(args.out, format=args.format)
     print(f"exported {args.model} to {out} ({args.format})", file=sys.stderr)
     return 0
 
 
-def _load_model(model_dir):
-    from discovery import bundle
-    from discovery.embed import resolve_model_dir
-
-    return bundle.load_model(resolve_model_dir(model_dir))
-
-
 def _run_embed(args) -> int:
-    from discovery import files
-    from discovery.embed import embed_recordings
+    from discovery.pipeline import write_embeddings
 
-    out = files.check_output_location(args.out, args.inputs) / "embeddings.npz"
-    files.refuse_existing([out], overwrite=args.overwrite)
-    model = _load_model(args.model)
-    embeddings, _, failures = embed_recordings(args.inputs, model,
-                                               progress=not args.quiet,
-                                               keep_features=False)
-    if len(embeddings.files):
-        files.save_npz(out, embeddings.to_arrays())
-        if not args.quiet:
-            print(f"wrote {len(embeddings)} windows of {len(embeddings.files)} "
-                  f"recording(s) to {out}", file=sys.stderr)
+    windows, out, failures = write_embeddings(args.inputs, args.out, bundle=args.model,
+                                              overwrite=args.overwrite,
+                                              progress=not args.quiet)
+    if out is not None and not args.quiet:
+        print(f"wrote {len(windows)} windows of {len(windows.files)} recording(s) to {out}",
+              file=sys.stderr)
     return _report_failures(failures)
 
 
 def _run_run(args) -> int:
-    from discovery.pipeline import RunConfig, run
+    from discovery.config import ClusterConfig
+    from discovery.pipeline import run
 
-    config = RunConfig(method=args.method, n_clusters=args.clusters,
-                       min_cluster_size=args.min_cluster_size, reduction=args.reduction)
-    summary = run(args.inputs, args.out, model_dir=args.model, config=config,
+    config = ClusterConfig(method=args.method, n_clusters=args.clusters,
+                           min_cluster_size=args.min_cluster_size, reduction=args.reduction)
+    summary = run(args.inputs, args.out, bundle=args.model, config=config,
                   overwrite=args.overwrite, progress=not args.quiet,
-                  command="discovery " + " ".join(sys.argv[1:]))
+                  command=_command_line())
     if not args.quiet:
         print(f"found {summary.n_units} units, {summary.n_occurrences} occurrences in "
               f"{summary.n_recordings} recording(s) ({summary.n_windows} windows) in "
@@ -209,43 +170,20 @@ def _run_run(args) -> int:
 
 
 def _run_pairs(args) -> int:
-    import json as json_module
+    from discovery.pipeline import pairs
 
-    from discovery import evaluate, files
-    from discovery.outputs import plots
-    from discovery.embed import embed_paths, resolve_model_dir
-
-    # Labels, pairs and the output folder are checked before anything is embedded.
-    paths, failures = files.find_inputs(args.inputs)
-    evaluate.labels_from_names(paths, args.label_regex)
-    evaluate.check_pair_settings(n_pairs=args.pairs, prefix_frames=args.prefix_frames)
-    out = files.check_output_location(args.out, args.inputs)
-    files.refuse_existing([out / "pairs.json", out / "pairs.png"], overwrite=args.overwrite)
-    model = _load_model(args.model)
-    recordings, embed_failures = embed_paths(paths, model, progress=not args.quiet)
-    failures += embed_failures
-    labels = evaluate.labels_from_names([r.recording.path for r in recordings],
-                                        args.label_regex)
+    summary = pairs(args.inputs, args.out, label_regex=args.label_regex, bundle=args.model,
+                    n_pairs=args.pairs, prefix_frames=args.prefix_frames, seed=args.seed,
+                    overwrite=args.overwrite, progress=not args.quiet)
     if not args.quiet:
-        print(f"DTW on {args.pairs} duplicate and {args.pairs} non-duplicate pairs",
-              file=sys.stderr)
-    results, distances = evaluate.siamese_evaluation(
-        recordings, labels, n_pairs=args.pairs, prefix_frames=args.prefix_frames,
-        seed=args.seed)
-    files.write_text(out / "pairs.json", json_module.dumps(
-        {"n_files": len(recordings), "n_labels": int(len(set(labels))),
-         "label_regex": args.label_regex, "model": str(resolve_model_dir(args.model)),
-         "results": results}, indent=2))
-    with files.atomic_path(out / "pairs.png") as temporary:
-        temporary.write_bytes(plots.distance_histograms_png(distances))
-    if not args.quiet:
-        for name in results:
-            for mode, scores in results[name].items():
+        for name in summary.results:
+            for mode, scores in summary.results[name].items():
                 print(f"{name:7s} {mode:11s} ROC-AUC {scores['roc_auc']:.3f}  "
                       f"KL {scores['kl']:.3f}  EER {scores['equal_error_rate']:.3f}",
                       file=sys.stderr)
-        print(f"wrote {out / 'pairs.json'} and {out / 'pairs.png'}", file=sys.stderr)
-    return _report_failures(failures)
+        print(f"wrote {summary.out_dir / 'pairs.json'} and {summary.out_dir / 'pairs.png'}",
+              file=sys.stderr)
+    return _report_failures(summary.failures)
 
 
 MODEL_HELP = ("a model bundle folder, or a shipped bundle by name: default (speech and "

@@ -7,9 +7,10 @@ Each stage of the pipeline reads one config:
     SilenceConfig  -> silence.py    (energy-based silence targets)
     ModelConfig    -> nn/           (layer sizes of the VAE)
     TrainConfig    -> training.py   (optimiser, loss weights, epochs)
+    ClusterConfig  -> pipeline.py   (reduction and clustering of `discovery run`)
 
-`PipelineConfig` bundles them; `PipelineConfig.to_json()`/`from_json()` round-trip
-exactly, and an unknown key or a bad value raises `ParameterError` naming it. Every
+`PipelineConfig` bundles the first five, the settings a model bundle saves;
+`PipelineConfig.to_json()`/`from_json()` round-trip exactly, and an unknown key or a bad value raises `ParameterError` naming it. Every
 setting is checked for type (a bool is not a number; NaN and infinity are refused) and
 every size has an upper bound (the `MAX_*` constants), so a typo in a config file is an
 error rather than an attempt to allocate terabytes.
@@ -49,6 +50,18 @@ MAX_EPOCHS = 100_000
 MAX_BATCH_SIZE = 65_536
 # Seeds must fit numpy's 32-bit seed.
 MAX_SEED = 2**32 - 1
+# Units k-means may be asked for, and HDBSCAN's smallest unit, in windows.
+MAX_CLUSTERS = 10_000
+MAX_MIN_CLUSTER_SIZE = 10**9
+
+# A window is silence when the model's P(silence) is at least this: windows there are
+# left out of clustering, the report and the scores call them silent, and the silence
+# detector's balanced accuracy is measured at it. Its one home; every stage reads it
+# from here (or from `ClusterConfig.silence_threshold`, which defaults to it).
+SILENCE_THRESHOLD = 0.5
+# Clustering methods and the reductions before them (see `discovery.units`).
+CLUSTER_METHODS = ("hdbscan", "kmeans")
+REDUCTIONS = ("umap", "pca")
 
 
 def _fail(name: str, expected: str, value: Any) -> None:
@@ -380,6 +393,57 @@ class PipelineConfig(_Config):
         except json.JSONDecodeError as error:
             raise ParameterError(f"Invalid config JSON: {error}.") from None
         return cls.from_dict(values)
+
+
+@dataclasses.dataclass(frozen=True)
+class ClusterConfig(_Config):
+    """Settings of the clustering stage of `discovery run` (`pipeline.discover`).
+
+    Not saved in a model bundle: the same embeddings can be clustered many ways. A
+    setting the chosen method ignores is refused rather than recorded.
+    """
+
+    # "hdbscan" (density-based discovery: finds the number of units) or "kmeans".
+    method: str = "hdbscan"
+    # k for k-means (k-means only); None chooses it by silhouette.
+    n_clusters: Optional[int] = None
+    # HDBSCAN's smallest unit, in windows (HDBSCAN only); None picks it from the number
+    # of windows.
+    min_cluster_size: Optional[int] = None
+    # "umap" or "pca": the reduction before clustering, and the dimensions it keeps
+    # (None keeps them all).
+    reduction: str = "umap"
+    n_components: Optional[int] = 10
+    # Windows at least this likely to be silence are left out.
+    silence_threshold: float = SILENCE_THRESHOLD
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.method not in CLUSTER_METHODS:
+            _fail("method", f"one of {CLUSTER_METHODS}", self.method)
+        if self.reduction not in REDUCTIONS:
+            _fail("reduction", f"one of {REDUCTIONS}", self.reduction)
+        if self.n_clusters is not None:
+            if self.method != "kmeans":
+                raise ParameterError(
+                    f"Invalid value for `n_clusters` (--clusters): it sets k-means' k and "
+                    f"does not apply to method {self.method!r}, received "
+                    f"{self.n_clusters!r}.")
+            _check_integer("n_clusters", self.n_clusters, 2, MAX_CLUSTERS)
+        if self.min_cluster_size is not None:
+            if self.method != "hdbscan":
+                raise ParameterError(
+                    f"Invalid value for `min_cluster_size` (--min-cluster-size): it "
+                    f"applies to HDBSCAN only, not to method {self.method!r}, received "
+                    f"{self.min_cluster_size!r}.")
+            _check_integer("min_cluster_size", self.min_cluster_size, 2,
+                           MAX_MIN_CLUSTER_SIZE)
+        if self.n_components is not None:
+            _check_integer("n_components", self.n_components, 1, MAX_LAYER_SIZE)
+        threshold = self.silence_threshold
+        if not _is_number(threshold) or not 0 < threshold <= 1:
+            _fail("silence_threshold", "a number in (0, 1]", threshold)
+        _check_integer("seed", self.seed, 0, MAX_SEED)
 
 
 def feature_count(features: FeatureConfig) -> int:

@@ -1,9 +1,16 @@
-"""Model bundle + recordings -> windowed embeddings and silence probabilities.
+"""A trained model + recordings -> the window table: one row per window, with its
+recording, times, embedding and P(silence).
+
+    recordings ──> analyse (the bundle's features, windows) ──> model.embed (batches)
+        ──> WindowTable (files, file, start_s, end_s, embedding, silence)
+            + one small `RecordingInfo` per recording
 
 Every recording is cut with the bundle's own feature and window settings, so the
 windows always match what the model was trained on. Windows are embedded in batches
 straight from a view into the features: memory holds one recording's features (about
-90 MB for an hour at 64 bands) plus one batch, never a copy of all windows.
+90 MB for an hour at 64 bands) plus one batch, never a copy of all windows, and what is
+kept per recording once it is embedded does not hold its features. `Bundle.embed`
+(discovery.bundle) is the usual way in.
 """
 
 from __future__ import annotations
@@ -11,14 +18,16 @@ from __future__ import annotations
 import dataclasses
 import sys
 from pathlib import Path
-from typing import Callable, List, Optional, Sequence
+from typing import Callable, List, NamedTuple, Optional, Sequence
 
 import numpy as np
 from tqdm.auto import tqdm
 
+from discovery.config import FeatureConfig, PipelineConfig
+from discovery.errors import DiscoveryError, ParameterError
+from discovery.files import Failure
 from discovery.frontend import audio
-from discovery.errors import DiscoveryError
-from discovery.files import Failure, find_inputs
+from discovery.frontend.annotations import Annotation
 from discovery.frontend.recording import Recording, analyse
 
 # Windows per forward pass. The default model's convolution holds 64 maps of every
@@ -28,25 +37,57 @@ BATCH_SIZE = 128
 PROGRESS_WINDOWS = 3072
 
 
-@dataclasses.dataclass
-class RecordingEmbedding:
-    """One recording's windows and their embeddings."""
+@dataclasses.dataclass(frozen=True)
+class RecordingInfo:
+    """One recording as a run keeps it: no features, no samples.
 
-    recording: Recording
-    embedding: np.ndarray   # (n_windows, latent_dim) float32 z_mean
-    silence: np.ndarray     # (n_windows,) float32 P(silence)
+    The report reads the few spans it draws from the file itself, so what a run keeps
+    per recording does not grow with the audio beyond one number per window.
+
+    Attributes:
+        path: the audio file, as given by the user (written into the tables).
+        duration_s: length in seconds.
+        feature_config: the settings its features were computed with (sample rate,
+            frames, band); the report recomputes the features it draws with them.
+        reference_db: the recording's reference level in dB (`Features.reference_db`),
+            so recomputed features are normalised exactly as the model saw them.
+        annotation: labelled intervals, if an annotation sits beside the file.
+        digital_silence: the whole file is digitally silent (every sample ~0).
+        window_valid_fraction: (n_windows,) float64, the fraction of each window's
+            frames that are real rather than padding (the scores weigh windows by it),
+            or None where unknown.
+    """
+
+    path: str
+    duration_s: float
+    feature_config: FeatureConfig
+    reference_db: float
+    annotation: Optional[Annotation] = None
+    digital_silence: bool = False
+    window_valid_fraction: Optional[np.ndarray] = None
+
+    @property
+    def frame_hop_s(self) -> float:
+        """Seconds between feature frames (the hop as rounded to whole samples)."""
+        return self.feature_config.hop_length / self.feature_config.sample_rate
 
 
-@dataclasses.dataclass
-class Embeddings:
-    """Windows of many recordings, one row each, sorted by file then time.
+@dataclasses.dataclass(frozen=True)
+class WindowTable:
+    """Windows of many recordings, one row each, sorted by recording then time.
+
+    Checked once, when made: every column has one row per window and its own dtype,
+    and `file` indexes `files`.
 
     Attributes:
         files: the recordings, as given.
-        file: (n,) int index into `files`.
-        start_s, end_s: (n,) window times in seconds.
+        file: (n,) int64 index into `files`, non-decreasing.
+        start_s, end_s: (n,) float64 window times in seconds.
         embedding: (n, d) float32 z_mean.
         silence: (n,) float32 P(silence).
+
+    Raises:
+        ParameterError: a column does not fit (named in the message).
     """
 
     files: List[str]
@@ -56,8 +97,42 @@ class Embeddings:
     embedding: np.ndarray
     silence: np.ndarray
 
+    def __post_init__(self):
+        columns = {"file": np.int64, "start_s": np.float64, "end_s": np.float64,
+                   "silence": np.float32}
+        try:
+            values = {name: np.asarray(getattr(self, name), dtype=kind)
+                      for name, kind in columns.items()}
+            values["embedding"] = np.asarray(self.embedding, dtype=np.float32)
+        except (TypeError, ValueError) as error:
+            raise ParameterError(f"Invalid value in the window table: expected numeric "
+                                 f"arrays ({error}).") from None
+        n = len(values["file"])
+        for name, array in values.items():
+            expected = 2 if name == "embedding" else 1
+            if array.ndim != expected or len(array) != n:
+                shape = "(n, d)" if expected == 2 else "(n,)"
+                raise ParameterError(f"Invalid value for `{name}`: expected shape {shape} "
+                                     f"with n = {n} windows, received {array.shape}.")
+        files, file = [str(f) for f in self.files], values["file"]
+        if n and (file.min() < 0 or file.max() >= len(files)):
+            raise ParameterError(f"Invalid value for `file`: expected indices into the "
+                                 f"{len(files)} files, received "
+                                 f"{file.min()}..{file.max()}.")
+        if np.any(np.diff(file) < 0):
+            raise ParameterError("Invalid value for `file`: expected windows sorted by "
+                                 "recording, received an unsorted index.")
+        object.__setattr__(self, "files", files)
+        for name, array in values.items():
+            object.__setattr__(self, name, array)
+
     def __len__(self) -> int:
         return len(self.file)
+
+    def rows(self, index: int) -> slice:
+        """The rows of recording `files[index]`."""
+        first, end = np.searchsorted(self.file, [index, index + 1])
+        return slice(int(first), int(end))
 
     def to_arrays(self, unit: Optional[np.ndarray] = None) -> dict:
         """Arrays for `embeddings.npz`: one row per window (DESIGN: file, start_s, end_s,
@@ -70,27 +145,61 @@ class Embeddings:
         return arrays
 
 
-def embed_recording(model, path, *, keep_features: bool = True,
+class Embedded(NamedTuple):
+    """What `embed_paths` and `Bundle.embed` return; unpacks as `windows, recordings,
+    failures`.
+
+    Attributes:
+        windows: `WindowTable`, one row per window of the readable recordings.
+        recordings: `RecordingInfo` per readable recording, in the table's order.
+        failures: `files.Failure` per input or file that could not be read.
+    """
+
+    windows: WindowTable
+    recordings: List[RecordingInfo]
+    failures: List[Failure]
+
+
+@dataclasses.dataclass
+class RecordingEmbedding:
+    """One recording with its features and windows kept, and their embeddings (what
+    the Siamese-pair evaluation compares)."""
+
+    recording: Recording
+    embedding: np.ndarray   # (n_windows, latent_dim) float32 z_mean
+    silence: np.ndarray     # (n_windows,) float32 P(silence)
+
+    def info(self) -> RecordingInfo:
+        """What a run keeps of this recording once its windows are in the table."""
+        recording = self.recording
+        return RecordingInfo(
+            path=recording.path, duration_s=recording.features.duration,
+            feature_config=recording.features.config,
+            reference_db=recording.features.reference_db,
+            digital_silence=bool(np.all(recording.window_digital_silence)),
+            window_valid_fraction=recording.windows.n_valid
+            / recording.windows.values.shape[1])
+
+
+def embed_recording(path, *, model, config: PipelineConfig,
                     on_progress: Optional[Callable[[float], None]] = None
                     ) -> RecordingEmbedding:
-    """Embed every window of one recording with a loaded bundle's model.
+    """Embed every window of one recording, keeping its features.
 
     Windows that are digital silence (every frame below the absolute level floor,
     `Recording.window_digital_silence`) get P(silence) = 1 whatever the model says:
     the model never saw such input, and no unit can live there.
 
     Args:
-        model: a `VAE` from `discovery.load_model` (carries `pipeline_config`).
         path: an audio file.
-        keep_features: keep the features and windows in the result; False drops them
-            once embedded (the run keeps only times, embeddings and levels, so its
-            memory does not grow with the audio).
+        model: the bundle's `VAE` (`Bundle.model`).
+        config: the bundle's settings (`Bundle.config`): the windows are cut with them.
         on_progress: called with the seconds of audio embedded since the last call.
 
     Raises:
         AudioError: the file cannot be read.
     """
-    result = analyse(path, model.pipeline_config)
+    result = analyse(path, config)
     windows = result.windows.values
     embedding = np.zeros((len(windows), model.latent_dim), np.float32)
     silence = np.zeros(len(windows), np.float32)
@@ -103,9 +212,6 @@ def embed_recording(model, path, *, keep_features: bool = True,
             on_progress(max(reached - done_s, 0.0))
             done_s = max(done_s, reached)
     silence[result.window_digital_silence] = 1.0
-    if not keep_features:
-        result.features.values = np.zeros((0, result.features.values.shape[1]), np.float32)
-        result.windows.values = result.windows.values[:0]
     return RecordingEmbedding(result, embedding, silence)
 
 
@@ -116,86 +222,68 @@ def _seconds(path: Path) -> float:
         return 0.0  # reported as a failure when it is read
 
 
-def embed_paths(paths: Sequence[Path], model, *, progress: bool = True,
-                keep_features: bool = True) -> tuple:
-    """Embed audio files, keeping going past files that cannot be read.
-
-    Progress is shown in seconds of audio, so a single long file moves the bar too.
-
-    Returns:
-        (per-recording `RecordingEmbedding` list, failures: list of `Failure`).
-    """
-    recordings, failures = [], []
+def _each(paths: Sequence[Path], model, config: PipelineConfig, failures: list, *,
+          progress: bool):
+    """Yield each readable recording's `RecordingEmbedding`, listing the others in
+    `failures`; progress is shown in seconds of audio, so one long file moves it too."""
     bar = tqdm(total=round(sum(_seconds(p) for p in paths), 1), unit="s", desc="embedding",
                disable=not progress, file=sys.stderr, dynamic_ncols=True,
                bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s of audio [{elapsed}<{remaining}]")
     with bar:
         for path in paths:
             try:
-                recordings.append(embed_recording(model, path, keep_features=keep_features,
-                                                  on_progress=bar.update))
+                embedded = embed_recording(path, model=model, config=config,
+                                           on_progress=bar.update)
             except DiscoveryError as error:
                 failures.append(Failure(str(path), str(error)))
                 bar.set_postfix(failed=len(failures))
-    return recordings, failures
+                continue
+            yield embedded
 
 
-def embed_recordings(inputs: Sequence, model, *, progress: bool = True,
-                     keep_features: bool = True) -> tuple:
-    """Embed every recording under `inputs` (files or folders).
+def embed_paths(paths: Sequence[Path], *, model, config: PipelineConfig,
+                progress: bool = True) -> Embedded:
+    """Embed audio files into one window table, keeping going past unreadable files.
 
-    A missing input or an unreadable file is listed in the failures; the others are
-    embedded.
+    Each recording's features are dropped as soon as its windows are embedded.
+
+    Args:
+        paths: audio files.
+        model: the bundle's `VAE`.
+        config: the bundle's settings.
+        progress: show a progress bar (stderr).
 
     Returns:
-        (`Embeddings`, per-recording `RecordingEmbedding` list, failures).
+        `Embedded(windows, recordings, failures)`.
     """
-    paths, failures = find_inputs(inputs)
-    recordings, embed_failures = embed_paths(paths, model, progress=progress,
-                                             keep_features=keep_features)
-    return combine(recordings), recordings, failures + embed_failures
+    failures, infos, parts = [], [], []
+    for embedded in _each(paths, model, config, failures, progress=progress):
+        infos.append(embedded.info())
+        windows = embedded.recording.windows
+        parts.append((windows.start_s, windows.end_s, embedded.embedding, embedded.silence))
+    return Embedded(_stack([info.path for info in infos], parts, model.latent_dim), infos,
+                    failures)
 
 
-def combine(recordings: Sequence[RecordingEmbedding]) -> Embeddings:
-    """Stack per-recording embeddings into one table."""
-    latent = recordings[0].embedding.shape[1] if recordings else 0
-    if not recordings:
+def embed_with_features(paths: Sequence[Path], *, model, config: PipelineConfig,
+                        progress: bool = True) -> tuple:
+    """Embed audio files keeping every recording's features and windows (memory grows
+    with the audio: for evaluations over short labelled files).
+
+    Returns:
+        (`RecordingEmbedding` per readable file, failures: list of `Failure`).
+    """
+    failures = []
+    embedded = list(_each(paths, model, config, failures, progress=progress))
+    return embedded, failures
+
+
+def _stack(files: List[str], parts: Sequence[tuple], latent_dim: int) -> WindowTable:
+    """One table from per-recording (start_s, end_s, embedding, silence) parts."""
+    if not parts:
         empty = np.zeros(0)
-        return Embeddings([], empty.astype(int), empty, empty,
-                          np.zeros((0, latent), np.float32), empty.astype(np.float32))
-    return Embeddings(
-        [r.recording.path for r in recordings],
-        np.concatenate([np.full(len(r.embedding), i) for i, r in enumerate(recordings)]),
-        np.concatenate([r.recording.windows.start_s for r in recordings]),
-        np.concatenate([r.recording.windows.end_s for r in recordings]),
-        np.concatenate([r.embedding for r in recordings]),
-        np.concatenate([r.silence for r in recordings]))
-
-
-def default_model_dir() -> Path:
-    """The shipped default bundle (see `shipped_models_dir`)."""
-    return shipped_models_dir() / "default"
-
-
-def shipped_models_dir() -> Path:
-    """The folder of the shipped bundles.
-
-    A regular install or a wheel carries them as package data in
-    `site-packages/discovery/models`; an editable install (`pip install -e .`) reads
-    the repository's top-level `models/` (pyproject.toml maps one onto the other).
-    """
-    package = Path(__file__).resolve().parent
-    installed = package / "models"
-    return installed if installed.is_dir() else package.parent / "models"
-
-
-def resolve_model_dir(model) -> Path:
-    """The bundle folder a `--model` value names: None for the shipped default, a
-    folder, or the name of a shipped bundle ("default", "birdsong")."""
-    if model is None:
-        return default_model_dir()
-    path = Path(model)
-    shipped = shipped_models_dir() / str(model)
-    if not path.exists() and len(path.parts) == 1 and shipped.is_dir():
-        return shipped
-    return path
+        return WindowTable([], empty.astype(np.int64), empty, empty,
+                           np.zeros((0, latent_dim), np.float32), empty.astype(np.float32))
+    columns = list(zip(*parts))
+    file = np.concatenate([np.full(len(start), i) for i, start in enumerate(columns[0])])
+    return WindowTable(files, file, *(np.concatenate(column) for column in columns))

@@ -1,14 +1,18 @@
-"""The main job, `discovery run`: recordings -> embeddings -> units -> outputs.
+"""The jobs: recordings -> windows -> units -> outputs, in memory or into a folder.
 
-    recordings --embed.py--> windows, z_mean, P(silence)
-      --clustering.py--> unit per window (-1: silence or noise) --> merged occurrences
-      --evaluate.py--> scores, where annotations sit beside recordings
-      --report.py--> units.csv, embeddings.npz, report.html, Raven and Audacity tables,
-                     run.json, scores.json
+    discover(inputs, bundle, cluster_config) -> DiscoveryResult     (nothing written)
+      recordings --Bundle.embed--> WindowTable (file, times, z_mean, P(silence))
+        --UnitClusterer--> unit per window (-1: silence or noise)
+        --merge_units--> Occurrences;  --fit_map--> 2-D map of the clustered windows
+        --unit_scores--> scores, where annotations sit beside recordings
+    run(inputs, out)  = discover + units.csv, embeddings.npz, report.html, Raven and
+                        Audacity tables, run.json, scores.json           (`discovery run`)
+    write_features, write_embeddings, pairs: `discovery features`, `embed`, `pairs`
 
-Everything is written into a staging folder inside the output folder and moved into
-place at the end (`discovery.files.output_folder`), so an output folder never mixes two
-runs, a failed run leaves nothing half-written, and the inputs are never touched.
+`run` writes everything into a staging folder inside the output folder and moves it
+into place at the end (`discovery.files.output_folder`), so an output folder never
+mixes two runs, a failed run leaves nothing half-written, and the inputs are never
+touched.
 """
 
 from __future__ import annotations
@@ -25,64 +29,34 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
-from discovery.frontend import annotations
-from discovery import bundle, files
-from discovery.units.clustering import METHODS, MIN_WINDOWS, REDUCTIONS, UnitClusterer
-from discovery.units.occurrences import merge_units
-from discovery.embed import RecordingEmbedding, combine, embed_paths, resolve_model_dir
+from discovery import files
+from discovery.bundle import Bundle, versions
+from discovery.config import ClusterConfig, PipelineConfig
+from discovery.embed import RecordingInfo, WindowTable, embed_with_features
 from discovery.errors import AudioError, DiscoveryError, ParameterError
-from discovery.evaluate import unit_scores
+from discovery.evaluate import (
+    check_pair_settings,
+    labels_from_names,
+    siamese_evaluation,
+    unit_scores,
+)
 from discovery.files import Failure
+from discovery.frontend import annotations
+from discovery.frontend.recording import analyse
+from discovery.outputs import plots
 from discovery.outputs.report import write_html_report
-from discovery.result import DiscoveryResult, RecordingInfo
 from discovery.outputs.tables import (
     write_audacity_labels,
     write_raven_table,
     write_units_csv,
 )
+from discovery.result import DiscoveryResult
+from discovery.units.clustering import MIN_WINDOWS, UnitClusterer
+from discovery.units.maps import fit_map
+from discovery.units.occurrences import merge_units
 
-
-@dataclasses.dataclass(frozen=True)
-class RunConfig:
-    """Settings of the clustering stage of `discovery run`."""
-
-    # "hdbscan" (density-based discovery: finds the number of units) or "kmeans".
-    method: str = "hdbscan"
-    # k for k-means (k-means only); None chooses it by silhouette.
-    n_clusters: Optional[int] = None
-    # HDBSCAN's smallest unit, in windows (HDBSCAN only); None picks it from the number
-    # of windows.
-    min_cluster_size: Optional[int] = None
-    # "umap" or "pca": the reduction before clustering, and the dimensions it keeps.
-    reduction: str = "umap"
-    n_components: int = 10
-    # Windows at least this likely to be silence are left out.
-    silence_threshold: float = 0.5
-    seed: int = 0
-
-    def __post_init__(self):
-        if self.method not in METHODS:
-            raise ParameterError(f"Invalid value for `method`: expected one of "
-                                 f"{METHODS}, received {self.method!r}.")
-        if self.reduction not in REDUCTIONS:
-            raise ParameterError(f"Invalid value for `reduction`: expected one of "
-                                 f"{REDUCTIONS}, received {self.reduction!r}.")
-        # A setting the chosen method ignores is a mistake to point out, not to record.
-        if self.n_clusters is not None and self.method != "kmeans":
-            raise ParameterError(f"Invalid value for `n_clusters` (--clusters): it sets "
-                                 f"k-means' k and does not apply to method "
-                                 f"{self.method!r}, received {self.n_clusters!r}.")
-        if self.min_cluster_size is not None and self.method != "hdbscan":
-            raise ParameterError(f"Invalid value for `min_cluster_size` "
-                                 f"(--min-cluster-size): it applies to HDBSCAN only, "
-                                 f"not to method {self.method!r}, received "
-                                 f"{self.min_cluster_size!r}.")
-        # The clusterer checks the rest (types, ranges) before any heavy work starts.
-        UnitClusterer(method=self.method, n_clusters=self.n_clusters,
-                      min_cluster_size=self.min_cluster_size, reduction=self.reduction,
-                      n_components=self.n_components,
-                      silence_threshold=self.silence_threshold,
-                      random_state=self.seed)._check_params()
+# The clustering settings' old name, kept for scripts that import it from here.
+RunConfig = ClusterConfig
 
 
 @dataclasses.dataclass
@@ -96,6 +70,17 @@ class RunSummary:
     n_occurrences: int
     scores: Optional[dict]
     timings: dict
+    failures: List[Failure]
+
+
+@dataclasses.dataclass
+class PairsSummary:
+    """What `pairs` wrote: `results` as in pairs.json ({representation: {mode:
+    separation}})."""
+
+    out_dir: Path
+    n_files: int
+    results: dict
     failures: List[Failure]
 
 
@@ -140,21 +125,19 @@ def _read_annotations(paths: Sequence[Path]) -> tuple:
     return found, failures
 
 
-def _scores(recordings: Sequence[RecordingEmbedding], found: dict, units: np.ndarray,
-            offsets: np.ndarray, silence_threshold: float,
-            window_sound_fraction: float) -> Optional[dict]:
+def _scores(recordings: Sequence[RecordingInfo], windows: WindowTable, units: np.ndarray,
+            *, silence_threshold: float, window_sound_fraction: float) -> Optional[dict]:
     items = []
-    for index, item in enumerate(recordings):
-        annotation = found.get(Path(item.recording.path))
-        if annotation is None:
+    for index, recording in enumerate(recordings):
+        if recording.annotation is None:
             continue
-        rows = slice(offsets[index], offsets[index + 1])
-        items.append({"annotation": annotation, "duration_s": item.recording.features.duration,
-                      "start_s": item.recording.windows.start_s,
-                      "end_s": item.recording.windows.end_s, "unit": units[rows],
-                      "silence": item.silence >= silence_threshold,
-                      "valid_fraction": item.recording.windows.n_valid
-                      / item.recording.windows.values.shape[1]})
+        rows = windows.rows(index)
+        items.append({"annotation": recording.annotation,
+                      "duration_s": recording.duration_s,
+                      "start_s": windows.start_s[rows], "end_s": windows.end_s[rows],
+                      "unit": units[rows],
+                      "silence": windows.silence[rows] >= silence_threshold,
+                      "valid_fraction": recording.window_valid_fraction})
     if not items:
         return None
     scores = unit_scores(items, window_sound_fraction=window_sound_fraction)
@@ -162,19 +145,101 @@ def _scores(recordings: Sequence[RecordingEmbedding], found: dict, units: np.nda
     return scores
 
 
-def run(inputs: Sequence, out_dir, *, model_dir=None, config: RunConfig = RunConfig(),
+def discover(inputs: Sequence, bundle=None, cluster_config: ClusterConfig = ClusterConfig(),
+             *, progress: bool = True) -> DiscoveryResult:
+    """Find the units in recordings, in memory: nothing is written.
+
+    Args:
+        inputs: audio files or folders (searched recursively). A missing one, or a
+            file that cannot be read, is listed in the result's `failures` and the
+            others are processed.
+        bundle: a `Bundle`, a bundle folder, a shipped bundle's name ("default",
+            "birdsong"), or None for the shipped default.
+        cluster_config: `ClusterConfig`, the clustering settings.
+        progress: show progress (stderr).
+
+    Returns:
+        `DiscoveryResult`: recordings, window table, unit per window, occurrences,
+        scores where annotations sit beside recordings, a 2-D map of the clustered
+        windows, settings, timings and failures.
+
+    Raises:
+        ModelError: the model bundle is missing or broken.
+        AudioError: no recording could be read (each file's reason is named).
+        ParameterError: too little sound to cluster.
+
+    Example:
+        >>> result = discover(["data/recordings"], "default")
+        >>> result.occurrences.unit, result.windows.start_s
+    """
+    started = time.perf_counter()
+    timings = {}
+    paths, failures = files.find_inputs(inputs)
+    found, annotation_failures = _read_annotations(paths)
+    failures += annotation_failures
+    if not isinstance(bundle, Bundle):
+        bundle = Bundle.load(bundle)
+    timings["load_model_s"] = time.perf_counter() - started
+
+    mark = time.perf_counter()
+    windows, recordings, embed_failures = bundle.embed(paths, progress=progress)
+    failures += embed_failures
+    if not recordings:
+        reasons = "; ".join(f.message for f in failures) or "no audio files"
+        raise AudioError(f"no readable recordings: {reasons}")
+    recordings = [dataclasses.replace(r, annotation=found.get(Path(r.path)))
+                  for r in recordings]
+    timings["features_and_embedding_s"] = time.perf_counter() - mark
+
+    mark = time.perf_counter()
+    config = cluster_config
+    n_sound = int(np.sum(windows.silence < config.silence_threshold))
+    if n_sound < MIN_WINDOWS:
+        raise ParameterError(
+            f"{inputs[0]}: too little sound to find units: {n_sound} of "
+            f"{len(windows)} windows are not silence, at least {MIN_WINDOWS} are "
+            "needed; give longer or more recordings.")
+    clusterer = UnitClusterer(method=config.method, n_clusters=config.n_clusters,
+                              min_cluster_size=config.min_cluster_size,
+                              reduction=config.reduction, n_components=config.n_components,
+                              silence_threshold=config.silence_threshold,
+                              random_state=config.seed, verbose=progress)
+    clusterer.fit(windows.embedding, silence=windows.silence)
+    units, probabilities = clusterer.labels_, clusterer.probabilities_
+    occurrences = merge_units(windows.file, windows.start_s, windows.end_s, units,
+                              probabilities)
+    timings["clustering_s"] = time.perf_counter() - mark
+
+    mark = time.perf_counter()
+    unit_map = fit_map(windows.embedding, rows=clusterer.fit_indices_,
+                       reduction=config.reduction, seed=config.seed)
+    timings["map_s"] = time.perf_counter() - mark
+
+    mark = time.perf_counter()
+    scores = _scores(recordings, windows, units, silence_threshold=config.silence_threshold,
+                     window_sound_fraction=bundle.config.silence.window_sound_fraction)
+    timings["scores_s"] = time.perf_counter() - mark
+    return DiscoveryResult(
+        recordings=recordings, windows=windows, unit=units, probability=probabilities,
+        occurrences=occurrences, scores=scores, timings=timings, map=unit_map,
+        failures=failures,
+        settings={"model": str(bundle.path), "run": config.to_dict(),
+                  "pipeline": bundle.config.to_dict(), "versions": versions()})
+
+
+def run(inputs: Sequence, out_dir, *, bundle=None, config: ClusterConfig = ClusterConfig(),
         overwrite: bool = False, progress: bool = True,
         command: Optional[str] = None) -> RunSummary:
-    """Discover units in recordings and write every output into `out_dir`.
+    """Discover units in recordings (`discover`) and write every output into `out_dir`.
 
     Args:
         inputs: audio files or folders. A missing one, or a file that cannot be read,
             is listed in the summary's failures and the others are processed.
         out_dir: a new or empty folder (the current folder too), never an input nor
             holding one; with `overwrite`, a previous run there is replaced.
-        model_dir: a model bundle folder or a shipped bundle's name; None takes the
-            shipped `models/default`.
-        config: clustering settings.
+        bundle: a `Bundle`, a bundle folder or a shipped bundle's name; None takes
+            the shipped `models/default`.
+        config: `ClusterConfig`, the clustering settings.
         overwrite: replace the outputs of a previous `discovery run` in `out_dir`
             (a folder holding anything else is refused).
         progress: show progress.
@@ -187,91 +252,35 @@ def run(inputs: Sequence, out_dir, *, model_dir=None, config: RunConfig = RunCon
         AudioError: no recording could be read (each file's reason is named).
     """
     out_dir = Path(out_dir)
-    timings = {}
     started = time.perf_counter()
     # Every check that can refuse the run comes before the model loads and the work starts.
-    paths, failures = files.find_inputs(inputs)
-    model_dir = resolve_model_dir(model_dir)
     if config.reduction == "umap":
         _warm_up_umap()
     with files.output_folder(out_dir, inputs=inputs, overwrite=overwrite,
                              owned=RUN_OUTPUTS, marker=RUN_MARKER,
                              command="discovery run") as staging:
-        found, annotation_failures = _read_annotations(paths)
-        failures += annotation_failures
-        model = bundle.load_model(model_dir)
-        timings["load_model_s"] = time.perf_counter() - started
-
+        result = discover(inputs, bundle, config, progress=progress)
+        timings = result.timings
         mark = time.perf_counter()
-        recordings, embed_failures = embed_paths(paths, model, progress=progress,
-                                                 keep_features=False)
-        failures += embed_failures
-        if not recordings:
-            reasons = "; ".join(f.message for f in failures) or "no audio files"
-            raise AudioError(f"no readable recordings: {reasons}")
-        embeddings = combine(recordings)
-        timings["features_and_embedding_s"] = time.perf_counter() - mark
-
-        mark = time.perf_counter()
-        n_sound = int(np.sum(embeddings.silence < config.silence_threshold))
-        if n_sound < MIN_WINDOWS:
-            raise ParameterError(
-                f"{inputs[0]}: too little sound to find units: {n_sound} of "
-                f"{len(embeddings)} windows are not silence, at least {MIN_WINDOWS} are "
-                "needed; give longer or more recordings.")
-        clusterer = UnitClusterer(method=config.method, n_clusters=config.n_clusters,
-                                  min_cluster_size=config.min_cluster_size,
-                                  reduction=config.reduction,
-                                  n_components=config.n_components,
-                                  silence_threshold=config.silence_threshold,
-                                  random_state=config.seed, verbose=progress)
-        clusterer.fit(embeddings.embedding, silence=embeddings.silence)
-        units, probabilities = clusterer.labels_, clusterer.probabilities_
-        occurrences = merge_units(embeddings.file, embeddings.start_s, embeddings.end_s,
-                                  units, probabilities)
-        timings["clustering_s"] = time.perf_counter() - mark
-
-        mark = time.perf_counter()
-        offsets = np.concatenate([[0], np.cumsum([len(r.embedding) for r in recordings])])
-        scores = _scores(recordings, found, units, offsets, config.silence_threshold,
-                         model.pipeline_config.silence.window_sound_fraction)
-        timings["scores_s"] = time.perf_counter() - mark
-
-        mark = time.perf_counter()
-        result = DiscoveryResult(
-            recordings=[RecordingInfo(
-                path=r.recording.path, duration_s=r.recording.features.duration,
-                feature_config=r.recording.features.config,
-                reference_db=r.recording.features.reference_db,
-                annotation=found.get(Path(r.recording.path)),
-                digital_silence=bool(np.all(r.recording.window_digital_silence)))
-                for r in recordings],
-            window_file=embeddings.file, window_start_s=embeddings.start_s,
-            window_end_s=embeddings.end_s, embedding=embeddings.embedding,
-            silence=embeddings.silence, unit=units, probability=probabilities,
-            occurrences=occurrences, scores=scores, timings=timings,
-            settings={"model": str(model_dir), "run": dataclasses.asdict(config),
-                      "pipeline": model.pipeline_config.to_dict(),
-                      "versions": bundle.versions()})
-        _write_outputs(staging, result, embeddings, progress=progress)
+        _write_outputs(staging, result, progress=progress)
         timings["report_s"] = time.perf_counter() - mark
         timings["total_s"] = time.perf_counter() - started
         files.write_text(staging / RUN_MARKER, json.dumps({
             "written_by": "discovery run", "command": command,
             "inputs": [str(p) for p in inputs],
-            "recordings": embeddings.files, "failures": [f.message for f in failures],
-            "n_windows": int(len(embeddings)), "n_units": int(clusterer.n_clusters_),
-            "n_occurrences": int(len(occurrences["unit"])),
+            "recordings": result.windows.files,
+            "failures": [f.message for f in result.failures],
+            "n_windows": len(result.windows), "n_units": result.n_units,
+            "n_occurrences": len(result.occurrences),
             "settings": result.settings, "timings_s": timings}, indent=2, default=str))
-    return RunSummary(out_dir, len(recordings), len(embeddings), int(clusterer.n_clusters_),
-                      int(len(occurrences["unit"])), scores, timings, failures)
+    return RunSummary(out_dir, len(result.recordings), len(result.windows), result.n_units,
+                      len(result.occurrences), result.scores, timings, result.failures)
 
 
-def _write_outputs(folder: Path, result: DiscoveryResult, embeddings, *,
-                   progress: bool) -> None:
+def _write_outputs(folder: Path, result: DiscoveryResult, *, progress: bool) -> None:
     write_units_csv(folder / "units.csv", result)
     files.save_npz(folder / "embeddings.npz",
-                   {**embeddings.to_arrays(unit=result.unit),
+                   {**result.windows.to_arrays(unit=result.unit),
                     "probability": result.probability.astype(np.float32)})
     paths = [Path(r.path) for r in result.recordings]
     for index, table in enumerate(files.output_paths(paths, folder / "tables", "")):
@@ -283,3 +292,110 @@ def _write_outputs(folder: Path, result: DiscoveryResult, embeddings, *,
         print("writing report.html", file=sys.stderr)
     write_html_report(folder / "report.html", result,
                       silence_threshold=result.settings["run"]["silence_threshold"])
+
+
+def write_features(inputs: Sequence, out_dir, config: PipelineConfig, *,
+                   overwrite: bool = False, progress: bool = True) -> tuple:
+    """`discovery features`: one `.npz` per recording under `out_dir` (features,
+    window times, silence targets, and the settings as JSON).
+
+    Returns:
+        (written `.npz` paths, failures: missing inputs and unreadable files).
+
+    Raises:
+        ParameterError: `out_dir` is an input or holds one, or a file to write exists
+            and not `overwrite`.
+    """
+    paths, missing = files.find_inputs(inputs)
+    files.check_output_location(out_dir, inputs)
+    outputs = dict(zip(paths, files.output_paths(paths, out_dir, ".npz")))
+    files.refuse_existing(list(outputs.values()), overwrite=overwrite)
+    config_json = config.to_json()
+
+    def work(path: Path):
+        arrays = analyse(path, config).to_arrays()
+        arrays["config"] = config_json
+        files.save_npz(outputs[path], arrays)
+        return outputs[path]
+
+    written, failures = files.for_each_file(paths, work, description="features",
+                                            progress=progress)
+    return written, missing + failures
+
+
+def write_embeddings(inputs: Sequence, out_dir, *, bundle=None, overwrite: bool = False,
+                     progress: bool = True) -> tuple:
+    """`discovery embed`: `out_dir/embeddings.npz`, one row per window (file, start_s,
+    end_s, embedding, silence); nothing is written when no recording could be read.
+
+    Args:
+        bundle: a `Bundle`, a bundle folder, a shipped bundle's name, or None for the
+            shipped default.
+
+    Returns:
+        (`WindowTable`, path written or None, failures).
+
+    Raises:
+        ParameterError: `out_dir` is refused, or embeddings.npz exists and not
+            `overwrite` (checked before the model loads).
+        ModelError: the model bundle is missing or broken.
+    """
+    out = files.check_output_location(out_dir, inputs) / "embeddings.npz"
+    files.refuse_existing([out], overwrite=overwrite)
+    if not isinstance(bundle, Bundle):
+        bundle = Bundle.load(bundle)
+    windows, _, failures = bundle.embed(inputs, progress=progress)
+    if not windows.files:
+        return windows, None, failures
+    files.save_npz(out, windows.to_arrays())
+    return windows, out, failures
+
+
+def pairs(inputs: Sequence, out_dir, *, label_regex: str, bundle=None, n_pairs: int = 1000,
+          prefix_frames: Optional[int] = None, seed: int = 0, overwrite: bool = False,
+          progress: bool = True) -> PairsSummary:
+    """`discovery pairs`: Siamese-pair DTW evaluation of features and embeddings.
+
+    Files are labelled by name; seeded, balanced duplicate (same label) and
+    non-duplicate pairs are compared by DTW on raw features and on windowed embeddings
+    (`evaluate.siamese_evaluation`). Writes `pairs.json` and `pairs.png` (distance
+    histograms) into `out_dir`.
+
+    Args:
+        label_regex: the label from each file name: the first group, else the match.
+        bundle: a `Bundle`, a bundle folder, a shipped bundle's name, or None for the
+            shipped default.
+        n_pairs: int >= 1. Pairs of each kind. Defaults to 1000.
+        prefix_frames: int >= 1 or None. Also score the first K frames with an open
+            end. Defaults to None.
+        seed: int. Seeds the choice of pairs. Defaults to 0.
+
+    Raises:
+        ParameterError: labels, pair settings or `out_dir` are refused, all before the
+            model loads.
+    """
+    # Labels, pairs and the output folder are checked before anything is embedded.
+    paths, failures = files.find_inputs(inputs)
+    labels_from_names(paths, label_regex)
+    check_pair_settings(n_pairs=n_pairs, prefix_frames=prefix_frames)
+    out = files.check_output_location(out_dir, inputs)
+    files.refuse_existing([out / "pairs.json", out / "pairs.png"], overwrite=overwrite)
+    if not isinstance(bundle, Bundle):
+        bundle = Bundle.load(bundle)
+    recordings, embed_failures = embed_with_features(paths, model=bundle.model,
+                                                     config=bundle.config,
+                                                     progress=progress)
+    failures += embed_failures
+    labels = labels_from_names([r.recording.path for r in recordings], label_regex)
+    if progress:
+        print(f"DTW on {n_pairs} duplicate and {n_pairs} non-duplicate pairs",
+              file=sys.stderr)
+    results, distances = siamese_evaluation(recordings, labels, n_pairs=n_pairs,
+                                            prefix_frames=prefix_frames, seed=seed)
+    files.write_text(out / "pairs.json", json.dumps(
+        {"n_files": len(recordings), "n_labels": int(len(set(labels))),
+         "label_regex": label_regex, "model": str(bundle.path), "results": results},
+        indent=2))
+    with files.atomic_path(out / "pairs.png") as temporary:
+        temporary.write_bytes(plots.distance_histograms_png(distances))
+    return PairsSummary(out, len(recordings), results, failures)

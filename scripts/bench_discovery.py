@@ -34,7 +34,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
 
 from discovery.frontend import annotations, audio  # noqa: E402
-from discovery import bundle
+from discovery import bundle  # noqa: E402
 from discovery.units.clustering import UnitClusterer  # noqa: E402
 from discovery.embed import embed_recording  # noqa: E402
 from discovery.evaluate import unit_scores  # noqa: E402
@@ -47,13 +47,13 @@ SHARED = ROOT.parent / "shared" / "data"
 
 
 def evaluate_dataset(name: str, folder: Path, model_dir: Path, *, seed: int) -> list:
-    model = bundle.load_model(model_dir)
+    loaded = bundle.Bundle.load(model_dir)
     items, raw, latent, silence = [], [], [], []
     for path in audio.find_audio_files([folder]):
         annotation = annotations.find_annotation(path)
         if annotation is None:
             continue
-        result = embed_recording(model, path)
+        result = embed_recording(path, model=loaded.model, config=loaded.config)
         windows = result.recording.windows
         raw.append(windows.values.reshape(len(windows), -1).astype(np.float32))
         latent.append(result.embedding)

@@ -101,8 +101,8 @@ def main(argv=None) -> int:
         sys.argv[1:] if argv is None else argv)
     # The script's own work folder: a rerun retrains from scratch, seeded.
     result = training.train(inputs, work, config, command=command.strip(), overwrite=True)
-    model = bundle.load_model(work)
-    scores = silence_scores(model, scored)
+    trained = bundle.Bundle.load(work)
+    scores = silence_scores(scored, model=trained.model, config=trained.config)
     card = (work / bundle.CARD_FILE).read_text()
     card += ("\n## Silence detector on the annotated recordings\n\n"
              "`silence_balanced_accuracy_windows`: balanced accuracy of P(silence) >= 0.5 "

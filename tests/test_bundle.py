@@ -33,9 +33,23 @@ def copy(saved, tmp_path):
 
 
 def test_saved_bundle_loads_with_its_settings(saved):
-    model = bundle.load_model(saved)
-    assert model.pipeline_config == TINY
+    loaded = bundle.Bundle.load(saved)
+    assert loaded.config == TINY and loaded.path == saved
+    assert loaded.model.count_params() == build_vae(TINY).count_params()
     assert json.loads((saved / bundle.CONFIG_FILE).read_text())["versions"]["keras"]
+
+
+def test_bundle_saves_and_exports(saved, tmp_path):
+    loaded = bundle.Bundle.load(saved)
+    again = bundle.Bundle.load(loaded.save(tmp_path / "again", card="# Card\n"))
+    assert again.config == TINY
+    assert (again.path / bundle.CARD_FILE).read_text() == "# Card\n"
+    assert loaded.export(tmp_path / "m.keras", format="keras") == tmp_path / "m.keras"
+    assert keras.saving.load_model(tmp_path / "m.keras").count_params() > 0
+    with pytest.raises(ParameterError, match="`format`"):
+        loaded.export(tmp_path / "x", format="onnx")
+    with pytest.raises(ParameterError, match="Invalid value for `config`"):
+        bundle.Bundle(loaded.model, TINY.to_dict())
 
 
 def _random_bytes(path):
@@ -141,6 +155,7 @@ def test_card_documents_the_hint_and_config_round_trip_drops_it():
 
 def test_writing_under_a_file_is_refused(saved, tmp_path):
     model = bundle.load_model(saved)
+    assert not hasattr(model, "pipeline_config")
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
     with pytest.raises(ParameterError, match="file"):

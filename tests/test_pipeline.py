@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from discovery.cli import main
+from discovery.config import SILENCE_THRESHOLD, ClusterConfig
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +38,7 @@ def test_units_csv_and_embeddings_agree(run_dir):
     with np.load(run_dir / "embeddings.npz") as arrays:
         assert {"file", "start_s", "end_s", "embedding", "silence", "unit"} <= set(arrays)
         units = arrays["unit"]
-        silent = arrays["silence"] >= 0.5
+        silent = arrays["silence"] >= SILENCE_THRESHOLD
         assert np.all(units[silent] == -1)
         assert set(int(r["unit"]) for r in rows) == set(units[units >= 0].tolist())
     for row in rows:
@@ -47,8 +48,8 @@ def test_units_csv_and_embeddings_agree(run_dir):
 
 def test_run_json_and_scores(run_dir):
     info = json.loads((run_dir / "run.json").read_text())
-    for stage in ("load_model_s", "features_and_embedding_s", "clustering_s", "report_s",
-                  "total_s"):
+    for stage in ("load_model_s", "features_and_embedding_s", "clustering_s", "map_s",
+                  "scores_s", "report_s", "total_s"):
         assert info["timings_s"][stage] >= 0
     assert info["settings"]["versions"]["keras"]
     assert len(info["recordings"]) == 11
@@ -129,3 +130,50 @@ def test_a_shipped_model_by_name(tmp_path, finch_song):
         # every 2 frames (16 ms); the default model's would be 0.335 s every 0.08 s.
         assert np.allclose(arrays["end_s"] - arrays["start_s"], 0.208, atol=1e-6)
         assert np.allclose(np.diff(arrays["start_s"][:5]), 0.016, atol=1e-6)
+
+
+def test_discover_in_memory_writes_nothing(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from discovery.bundle import Bundle, default_model_dir
+    from discovery.pipeline import RunConfig, discover
+    from discovery.result import DiscoveryResult
+
+    assert RunConfig is ClusterConfig
+    data = Path(__file__).resolve().parent.parent / "data"
+    monkeypatch.chdir(tmp_path)
+    config = ClusterConfig(method="kmeans", n_clusters=4, reduction="pca")
+    result = discover([data / "fsdd", tmp_path / "missing"], Bundle.load("default"), config,
+                      progress=False)
+    assert not list(tmp_path.iterdir())
+    assert isinstance(result, DiscoveryResult)
+    assert [f.path for f in result.failures] == [str(tmp_path / "missing")]
+    windows = result.windows
+    assert len(result.recordings) == len(windows.files) == 10
+    assert result.unit.shape == result.probability.shape == (len(windows),)
+    assert np.all(result.unit[windows.silence >= config.silence_threshold] == -1)
+    assert result.n_units == 4 and len(result.occurrences) > 0
+    assert result.occurrences.n_windows.sum() == np.sum(result.unit >= 0)
+    # The map: the clustered (non-silent) windows, with the run's own reduction.
+    assert result.map is not None and "PCA" in result.map.method
+    assert result.map.xy.shape == (len(result.map.index), 2)
+    assert np.all(windows.silence[result.map.index] < config.silence_threshold)
+    assert result.settings["run"] == config.to_dict()
+    assert result.settings["model"] == str(default_model_dir())
+
+
+def test_pairs_writes_json_and_png(tmp_path):
+    from pathlib import Path
+
+    from discovery.bundle import default_model_dir
+    from discovery.pipeline import pairs
+
+    data = Path(__file__).resolve().parent.parent / "data"
+    summary = pairs([data / "fsdd"], tmp_path, label_regex=r"^\d_([a-z]+)_", n_pairs=5,
+                    progress=False)
+    assert summary.n_files == 10 and not summary.failures
+    written = json.loads((tmp_path / "pairs.json").read_text())
+    assert written["model"] == str(default_model_dir())
+    assert written["results"] == summary.results
+    assert set(summary.results) == {"raw", "latent"}
+    assert (tmp_path / "pairs.png").read_bytes().startswith(b"\x89PNG")

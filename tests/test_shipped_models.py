@@ -3,7 +3,7 @@
 import pytest
 
 from discovery.frontend import audio
-from discovery import bundle, embed
+from discovery import bundle
 from discovery.evaluate import silence_scores
 
 
@@ -12,9 +12,10 @@ from discovery.evaluate import silence_scores
     ("birdsong", "bfsongrepo", 0.95),  # measured 0.982, annotations never seen in training
 ])
 def test_silence_detector_of_each_shipped_model(shared_data, name, folder, floor):
-    model = bundle.load_model(embed.resolve_model_dir(name))
+    loaded = bundle.Bundle.load(name)
     recordings = audio.find_audio_files([shared_data / folder])
-    assert silence_scores(model, recordings)["all"] >= floor
+    assert silence_scores(recordings, model=loaded.model,
+                          config=loaded.config)["all"] >= floor
 
 
 @pytest.mark.parametrize("name", ["default", "birdsong"])
@@ -23,6 +24,6 @@ def test_shipped_bundle_has_its_presets_settings(name):
     from discovery.nn import get_preset
 
     preset = get_preset(name)
-    shipped = bundle.load_config(embed.resolve_model_dir(name))
+    shipped = bundle.load_config(bundle.resolve_model_dir(name))
     assert (shipped.features, shipped.windows, shipped.model) == (
         preset.features, preset.windows, preset.model)

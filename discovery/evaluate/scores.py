@@ -23,7 +23,7 @@ import numpy as np
 from sklearn import metrics
 
 from discovery.frontend.annotations import Annotation
-from discovery.config import PipelineConfig, SilenceConfig
+from discovery.config import SILENCE_THRESHOLD, PipelineConfig, SilenceConfig
 from discovery.errors import ParameterError
 from discovery.frontend.audio import PathLike
 
@@ -183,7 +183,7 @@ def silence_scores(paths: Sequence[PathLike], *, model: VAE,
     Balanced accuracy per window, the model cards' figure: a window is silence in truth
     when at most `window_sound_fraction` of it is annotated sound (the training
     targets, `dataset.silence_targets`); the detector says silence when
-    P(silence) >= 0.5.
+    P(silence) >= `SILENCE_THRESHOLD` (0.5).
 
     Args:
         paths: recordings, each with an annotation beside it.
@@ -211,7 +211,7 @@ def silence_scores(paths: Sequence[PathLike], *, model: VAE,
                                  "detector against.")
         _, silence = model.embed(result.windows.values)
         truths.append(truth.astype(bool))
-        guesses.append(silence >= 0.5)
+        guesses.append(silence >= SILENCE_THRESHOLD)
         scores[Path(path).name] = float(metrics.balanced_accuracy_score(truths[-1],
                                                                         guesses[-1]))
     scores["all"] = float(metrics.balanced_accuracy_score(np.concatenate(truths),

@@ -23,6 +23,7 @@ import numpy as np
 import tensorflow as tf
 from sklearn import metrics
 
+from discovery.config import SILENCE_THRESHOLD
 from discovery.files import write_text
 from discovery.frontend.audio import PathLike
 from discovery.nn.vae import VAE
@@ -100,7 +101,7 @@ class SilenceConfusion(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: Optional[Dict[str, Any]] = None) -> None:
         outputs = self.model.predict(self.windows[..., None], batch_size=256, verbose=0)
-        guess = np.asarray(outputs["silence"]).reshape(-1) >= 0.5
+        guess = np.asarray(outputs["silence"]).reshape(-1) >= SILENCE_THRESHOLD
         matrix, self.balanced_accuracy = _confusion(self.silence, guess)
         if logs is not None:
             logs["silence_balanced_accuracy"] = self.balanced_accuracy

@@ -1,7 +1,8 @@
 """A run's tables: units.csv, Raven selection tables, Audacity label tracks.
 
 Every writer writes to a temporary file and renames it (`discovery.files`), so an
-interrupted run never leaves a half-written output.
+interrupted run never leaves a half-written output. A `DiscoveryResult` is checked when
+it is made, so the writers read it as it is.
 """
 
 from __future__ import annotations
@@ -11,12 +12,10 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-from discovery.frontend import audio
 from discovery.errors import AudioError, ParameterError
 from discovery.files import atomic_path, write_text
-
-
-from discovery.result import DiscoveryResult, RecordingInfo, occurrence_rows, validated
+from discovery.frontend import audio
+from discovery.result import DiscoveryResult, RecordingInfo
 
 
 def _check_recording_index(result: DiscoveryResult, recording_index: int) -> None:
@@ -34,16 +33,12 @@ def write_units_csv(path, result: DiscoveryResult) -> None:
     Args:
         path: where to write.
         result: the discovery result.
-
-    Raises:
-        ParameterError: `result` is inconsistent (see `validated`).
     """
-    result = validated(result)
     with atomic_path(path) as temporary:
         with open(temporary, "w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle, lineterminator="\n")
             writer.writerow(["file", "start_s", "end_s", "unit", "confidence"])
-            for file, start, end, unit, confidence in occurrence_rows(result):
+            for file, start, end, unit, confidence in result.occurrences.rows():
                 writer.writerow([result.recordings[file].path, f"{start:.6f}", f"{end:.6f}",
                                  unit, f"{confidence:.4f}"])
 
@@ -108,10 +103,8 @@ def write_raven_table(path, result: DiscoveryResult, recording_index: int, *,
             at most the file's own Nyquist frequency. Defaults to None.
 
     Raises:
-        ParameterError: `recording_index` or a frequency is out of range, or `result`
-            is inconsistent.
+        ParameterError: `recording_index` or a frequency is out of range.
     """
-    result = validated(result)
     _check_recording_index(result, recording_index)
     for name, value in (("low_freq_hz", low_freq_hz), ("high_freq_hz", high_freq_hz)):
         if value is not None:
@@ -125,7 +118,7 @@ def write_raven_table(path, result: DiscoveryResult, recording_index: int, *,
                              f"low_freq_hz ({low_freq_hz:g} Hz), received {high_freq_hz!r}.")
     lines = ["Selection\tView\tChannel\tBegin Time (s)\tEnd Time (s)\tLow Freq (Hz)\t"
              "High Freq (Hz)\tAnnotation\tConfidence"]
-    rows = occurrence_rows(result, recording_index)
+    rows = result.occurrences.rows(recording_index)
     for number, (_, start, end, unit, confidence) in enumerate(rows, start=1):
         lines.append(f"{number}\tSpectrogram 1\t1\t{start:.6f}\t{end:.6f}\t"
                      f"{low_freq_hz:.1f}\t{high_freq_hz:.1f}\tunit {unit}\t{confidence:.4f}")
@@ -143,10 +136,9 @@ def write_audacity_labels(path, result: DiscoveryResult, recording_index: int) -
         recording_index: int. Index of the recording in `result.recordings`.
 
     Raises:
-        ParameterError: `recording_index` is out of range or `result` is inconsistent.
+        ParameterError: `recording_index` is out of range.
     """
-    result = validated(result)
     _check_recording_index(result, recording_index)
     lines = [f"{start:.6f}\t{end:.6f}\tunit {unit}"
-             for _, start, end, unit, _ in occurrence_rows(result, recording_index)]
+             for _, start, end, unit, _ in result.occurrences.rows(recording_index)]
     write_text(path, "".join(line + "\n" for line in lines))

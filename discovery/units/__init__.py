@@ -8,6 +8,7 @@
 from discovery.units.clustering import METHODS, MIN_WINDOWS, REDUCTIONS, UnitClusterer
 from discovery.units.occurrences import (
     OCCURRENCE_KEYS,
+    Occurrences,
     UNIT_TABLE_KEYS,
     merge_units,
     unit_table,

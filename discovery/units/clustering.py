@@ -43,6 +43,7 @@ from sklearn.metrics import pairwise_distances, silhouette_score
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from discovery.config import SILENCE_THRESHOLD
 from discovery.errors import ParameterError
 from discovery.units._checks import _as_array, _check_constraints, _fail, _is_int
 
@@ -104,7 +105,8 @@ class UnitClusterer(ClusterMixin, BaseEstimator):
         cluster_selection_method: "eom" (excess of mass, fewer larger units) or
             "leaf" (many small homogeneous units). Defaults to "eom".
         silence_threshold: float in (0, 1]. Windows whose silence probability is
-            >= this are left out of clustering and labelled -1. Defaults to 0.5.
+            >= this are left out of clustering and labelled -1. Defaults to
+            `discovery.config.SILENCE_THRESHOLD` (0.5).
         max_fit_points: int >= 100 or None. Fit UMAP and HDBSCAN on a seeded subsample
             of at most this many windows and place the rest with UMAP's `transform`
             and HDBSCAN's `approximate_predict`;
@@ -181,7 +183,8 @@ class UnitClusterer(ClusterMixin, BaseEstimator):
                  n_clusters: Optional[int] = None,
                  k_range: tuple = (2, 20), min_cluster_size: Optional[int] = None,
                  min_samples: Optional[int] = None,
-                 cluster_selection_method: str = "eom", silence_threshold: float = 0.5,
+                 cluster_selection_method: str = "eom",
+                 silence_threshold: float = SILENCE_THRESHOLD,
                  max_fit_points: Optional[int] = 10_000,
                  random_state: Optional[int] = 0, verbose: bool = False):
         self.method = method

@@ -6,25 +6,78 @@ counts and durations.
 
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
+from typing import Any, Iterator, Optional
 
 import numpy as np
 
+from discovery.errors import ParameterError
 from discovery.units._checks import _as_array, _check_int, _fail
 
 TIME_TOLERANCE_S = 1e-6  # window times are floats: touching windows may differ by ulps
 
-
-# Occurrences and unit tables are dicts of equal-length arrays: they go straight into
-# the report and `units.csv` and need no class of their own.
-OCCURRENCE_KEYS = ("file", "start_s", "end_s", "unit", "confidence", "n_windows")
+# The unit table is a dict of equal-length arrays, one entry per unit.
 UNIT_TABLE_KEYS = ("unit", "count", "n_windows", "total_duration_s", "mean_duration_s",
                    "mean_confidence")
+# The columns of `Occurrences` and their dtypes.
+_OCCURRENCE_COLUMNS = {"file": np.int64, "start_s": np.float64, "end_s": np.float64,
+                       "unit": np.int64, "confidence": np.float64, "n_windows": np.int64}
+OCCURRENCE_KEYS = tuple(_OCCURRENCE_COLUMNS)
+
+
+@dataclasses.dataclass(frozen=True)
+class Occurrences:
+    """Unit occurrences: one row per run of consecutive windows of one unit.
+
+    Checked once, when made: equal-length 1-D columns of their own dtypes.
+
+    Attributes:
+        file: (k,) int64 recording index.
+        start_s, end_s: (k,) float64 the span the run stands for, in seconds.
+        unit: (k,) int64 unit (>= 0).
+        confidence: (k,) float64 mean probability of the run's windows.
+        n_windows: (k,) int64 windows in the run.
+
+    Raises:
+        ParameterError: a column is not numeric, not 1-D, or of another length.
+    """
+
+    file: np.ndarray
+    start_s: np.ndarray
+    end_s: np.ndarray
+    unit: np.ndarray
+    confidence: np.ndarray
+    n_windows: np.ndarray
+
+    def __post_init__(self):
+        try:
+            columns = {name: np.asarray(getattr(self, name), dtype=kind)
+                       for name, kind in _OCCURRENCE_COLUMNS.items()}
+        except (TypeError, ValueError) as error:
+            raise ParameterError(f"Invalid value in `occurrences`: expected numeric "
+                                 f"arrays ({error}).") from None
+        shapes = {name: values.shape for name, values in columns.items()}
+        if len(set(shapes.values())) > 1 or columns["file"].ndim != 1:
+            _fail("occurrences", "1-D arrays of one length", shapes)
+        for name, values in columns.items():
+            object.__setattr__(self, name, values)
+
+    def __len__(self) -> int:
+        return len(self.file)
+
+    def rows(self, recording_index: Optional[int] = None) -> Iterator[tuple]:
+        """(file, start_s, end_s, unit, confidence) tuples of Python numbers, ordered by
+        recording then start; only recording `recording_index`'s when given."""
+        for i in np.lexsort((self.start_s, self.file)):
+            if recording_index is not None and self.file[i] != recording_index:
+                continue
+            yield (int(self.file[i]), float(self.start_s[i]), float(self.end_s[i]),
+                   int(self.unit[i]), float(self.confidence[i]))
 
 
 def merge_units(file_index: Any, start_s: Any, end_s: Any, labels: Any,
                 probabilities: Any, *, max_gap_s: float = 0.0,
-                min_windows: int = 1) -> dict:
+                min_windows: int = 1) -> Occurrences:
     """Merge runs of consecutive windows with the same unit into occurrences.
 
     Windows are put in order by recording, then start (stably). Two windows are
@@ -46,13 +99,12 @@ def merge_units(file_index: Any, start_s: Any, end_s: Any, labels: Any,
         min_windows: int >= 1. Runs of fewer windows are dropped. Defaults to 1.
 
     Returns:
-        dict of (k,) arrays, one entry per occurrence, ordered by recording, then
-        start: `file` int64 recording index; `start_s`, `end_s` float64, the span
-        the run's windows stand for (overlapping windows split their overlap at the
-        midpoint between centres, so occurrences never overlap; a recording's first
-        and last window keep their outer edge); `unit` int64 (>= 0);
-        `confidence` float64, mean probability of the occurrence's windows;
-        `n_windows` int64.
+        `Occurrences`, one row per occurrence, ordered by recording, then start:
+        `file` recording index; `start_s`, `end_s`, the span the run's windows stand
+        for (overlapping windows split their overlap at the midpoint between centres,
+        so occurrences never overlap; a recording's first and last window keep their
+        outer edge); `unit` (>= 0); `confidence`, mean probability of the
+        occurrence's windows; `n_windows`.
 
     Raises:
         ParameterError: for arrays of different lengths or invalid values.
@@ -97,9 +149,10 @@ def merge_units(file_index: Any, start_s: Any, end_s: Any, labels: Any,
                              minlength=len(first)) / np.maximum(n_windows, 1)
     keep = n_windows >= min_windows
     owned_start, owned_end = _owned_spans(file_index, start_s, end_s)
-    return {"file": file_index[first][keep], "start_s": owned_start[first][keep],
-            "end_s": owned_end[last][keep], "unit": labels[first][keep],
-            "confidence": confidence[keep], "n_windows": n_windows[keep].astype(np.int64)}
+    return Occurrences(file=file_index[first][keep], start_s=owned_start[first][keep],
+                       end_s=owned_end[last][keep], unit=labels[first][keep],
+                       confidence=confidence[keep],
+                       n_windows=n_windows[keep].astype(np.int64))
 
 
 def _owned_spans(file_index: np.ndarray, start_s: np.ndarray, end_s: np.ndarray) -> tuple:
@@ -117,12 +170,11 @@ def _owned_spans(file_index: np.ndarray, start_s: np.ndarray, end_s: np.ndarray)
     return owned_start, owned_end
 
 
-def unit_table(occurrences: dict) -> dict:
+def unit_table(occurrences: Occurrences) -> dict:
     """Count the occurrences of each unit and their durations.
 
     Args:
-        occurrences: dict of (k,) arrays from `merge_units` (at least `unit`,
-            `start_s`, `end_s`, `confidence` and `n_windows`).
+        occurrences: `Occurrences`, from `merge_units`.
 
     Returns:
         dict of (u,) arrays, one entry per unit that occurs, in unit order: `unit`
@@ -130,21 +182,19 @@ def unit_table(occurrences: dict) -> dict:
         `total_duration_s`, `mean_duration_s` float64 occurrence lengths, in
         seconds; `mean_confidence` float64 mean occurrence confidence.
     """
-    missing = [key for key in OCCURRENCE_KEYS[1:] if key not in occurrences]
-    if missing:
-        _fail("occurrences", f"arrays {list(OCCURRENCE_KEYS)}", f"missing {missing}")
-    units, run_unit = np.unique(np.asarray(occurrences["unit"], dtype=np.int64),
-                                return_inverse=True)
+    if not isinstance(occurrences, Occurrences):
+        _fail("occurrences", "an Occurrences (from merge_units)",
+              type(occurrences).__name__)
+    units, run_unit = np.unique(occurrences.unit, return_inverse=True)
     count = np.bincount(run_unit, minlength=len(units)).astype(np.int64)
 
-    def total(values: Any) -> np.ndarray:
-        return np.bincount(run_unit, weights=np.asarray(values, dtype=np.float64),
+    def total(values: np.ndarray) -> np.ndarray:
+        return np.bincount(run_unit, weights=values.astype(np.float64),
                            minlength=len(units))
 
-    duration = total(np.asarray(occurrences["end_s"], dtype=np.float64)
-                     - np.asarray(occurrences["start_s"], dtype=np.float64))
+    duration = total(occurrences.end_s - occurrences.start_s)
     safe = np.maximum(count, 1)
     return {"unit": units, "count": count,
-            "n_windows": total(occurrences["n_windows"]).round().astype(np.int64),
+            "n_windows": total(occurrences.n_windows).round().astype(np.int64),
             "total_duration_s": duration, "mean_duration_s": duration / safe,
-            "mean_confidence": total(occurrences["confidence"]) / safe}
+            "mean_confidence": total(occurrences.confidence) / safe}

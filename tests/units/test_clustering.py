@@ -3,19 +3,16 @@ and merging windows into unit occurrences."""
 
 import numpy as np
 import pytest
+from scipy import sparse
 from sklearn.base import clone
 from sklearn.datasets import make_blobs
 from sklearn.decomposition import PCA
 from sklearn.exceptions import NotFittedError
 from sklearn.metrics import adjusted_rand_score, completeness_score, homogeneity_score
+from sklearn.utils.estimator_checks import check_estimator
 
-from discovery.units.occurrences import (
-    OCCURRENCE_KEYS,
-    UNIT_TABLE_KEYS,
-    merge_units,
-    unit_table,
-)
-from discovery.units.clustering import UnitClusterer
+from discovery.units.occurrences import merge_units
+from discovery.units.clustering import Placement, UnitClusterer
 from discovery.errors import ParameterError
 
 N_UNITS = 5
@@ -111,10 +108,26 @@ def test_predict_places_new_points_in_their_blobs(fitted, blobs, rng, method):
     unit_of = np.array([np.bincount(clusterer.labels_[y == k][clusterer.labels_[y == k] >= 0])
                         .argmax() for k in range(N_UNITS)])
     new, truth = _new_points(centres, rng)
-    labels, probabilities = clusterer.predict(new)
-    assert labels.shape == probabilities.shape == (len(new),)
+    placement = clusterer.place(new)
+    assert isinstance(placement, Placement)
+    labels, confidence = placement
+    assert labels.shape == confidence.shape == (len(new),)
+    assert labels.dtype == np.int64 and confidence.dtype == np.float64
     assert np.mean(labels == unit_of[truth]) > 0.95
-    assert np.all((probabilities >= 0) & (probabilities <= 1))
+    assert np.all((confidence >= 0) & (confidence <= 1))
+    assert np.array_equal(clusterer.predict(new), labels)
+
+
+@pytest.mark.parametrize("method", ["hdbscan", "kmeans"])
+def test_predict_is_row_by_row(fitted, blobs, method):
+    # scikit-learn's check_methods_subset_invariance asks this, but sets n_clusters=1.
+    x, _, _ = blobs
+    clusterer = fitted[method]
+    whole = clusterer.place(x[:40])
+    rows = [clusterer.place(row[None]) for row in x[:40]]
+    assert np.array_equal(whole.labels, np.concatenate([row.labels for row in rows]))
+    np.testing.assert_allclose(whole.confidence,
+                               np.concatenate([row.confidence for row in rows]))
 
 
 @pytest.mark.parametrize("method", ["hdbscan", "kmeans"])
@@ -134,16 +147,17 @@ def test_silence_is_left_out(blobs, rng, method):
     for indices in clusterer.exemplars_.values():
         assert not clusterer.is_silence_[indices].any()
 
-    labels, _ = clusterer.predict(x[:50], silence=np.ones(50))
-    assert np.all(labels == -1)
+    labels, confidence = clusterer.place(x[:50], silence=np.ones(50))
+    assert np.all(labels == -1) and np.all(confidence == 0)
+    assert np.all(clusterer.predict(x[:50], silence=np.ones(50)) == -1)
 
     # Silence never becomes part of a unit occurrence.
     start = np.arange(len(x)) * 0.5
     occurrences = merge_units(np.zeros(len(x), int), start, start + 0.5,
                               clusterer.labels_, clusterer.probabilities_)
-    assert occurrences["n_windows"].sum() == np.sum(clusterer.labels_ >= 0)
+    assert occurrences.n_windows.sum() == np.sum(clusterer.labels_ >= 0)
     for s in start[silent]:
-        assert not np.any((occurrences["start_s"] <= s) & (s < occurrences["end_s"]))
+        assert not np.any((occurrences.start_s <= s) & (s < occurrences.end_s))
 
 
 def test_subsample_fit_places_the_rest(rng):
@@ -160,6 +174,8 @@ def test_subsample_fit_places_the_rest(rng):
 def test_predict_before_fit():
     with pytest.raises(NotFittedError):
         UnitClusterer().predict(np.zeros((20, 4)))
+    with pytest.raises(NotFittedError):
+        UnitClusterer().place(np.zeros((20, 4)))
 
 
 def test_sklearn_contract(blobs):
@@ -168,14 +184,79 @@ def test_sklearn_contract(blobs):
     assert not hasattr(clusterer, "labels_")
     copy = clone(clusterer)
     assert copy.get_params() == clusterer.get_params()
+    params = clusterer.get_params()
     assert clusterer.fit(x) is clusterer
+    assert clusterer.get_params() == params
+    # fit adds learned attributes (ending in _) and nothing public besides (what
+    # scikit-learn's check_dont_overwrite_parameters asks, but with n_clusters=1).
+    public = {name for name in vars(clusterer) if not name.startswith("_")}
+    assert {name for name in public if not name.endswith("_")} == set(params)
     assert np.array_equal(copy.fit_predict(x), clusterer.labels_)
+    assert np.array_equal(clusterer.predict(x), clusterer.labels_)
+
+
+def test_small_data_and_one_feature(rng):
+    # What check_fit2d_1feature would fit, had it not set n_clusters=1.
+    x = np.concatenate([rng.normal(0, 0.1, (8, 1)), rng.normal(5, 0.1, (8, 1))])
+    for clusterer in (UnitClusterer(method="kmeans", n_clusters=2), UnitClusterer()):
+        labels = clusterer.fit_predict(x)
+        assert clusterer.n_clusters_ == 2
+        assert adjusted_rand_score([0] * 8 + [1] * 8, labels) == 1
+
+
+def test_dataframe_feature_names(blobs):
+    pandas = pytest.importorskip("pandas")
+    x, _, _ = blobs
+    frame = pandas.DataFrame(x, columns=[f"z{i}" for i in range(DIMS)])
+    clusterer = UnitClusterer(method="kmeans", reduction="pca", n_clusters=N_UNITS).fit(
+        frame)
+    assert list(clusterer.feature_names_in_) == list(frame.columns)
+    assert np.array_equal(clusterer.predict(frame), clusterer.labels_)
+    with pytest.warns(UserWarning, match="feature names"):
+        clusterer.predict(x)
+
+
+# check_estimator's checks that set `n_clusters = 1` on any estimator with the
+# parameter: a single unit is refused, so they stop at that ParameterError.
+# test_sklearn_contract, test_predict_is_row_by_row, test_small_data_and_one_feature
+# and test_predict_checks_dimensions ask what they would have.
+SETS_ONE_CLUSTER = {
+    name: "sets n_clusters=1, and a single unit is refused (n_clusters >= 2)"
+    for name in ("check_dont_overwrite_parameters", "check_methods_subset_invariance",
+                 "check_fit2d_1sample", "check_fit2d_1feature", "check_fit2d_predict1d")
+}
+UMAP_ORDER = {"check_methods_sample_order_invariance":
+              "UMAP's transform places new windows in one seeded stochastic "
+              "optimisation whose draws follow the input order (see `place`)"}
+
+
+@pytest.mark.parametrize("clusterer", [
+    UnitClusterer(),  # UMAP runs where a check sets n_components=1 (3 features)
+    UnitClusterer(reduction="pca", n_components=2),
+    UnitClusterer(method="kmeans", reduction="pca", n_components=2, k_range=(2, 4)),
+], ids=["default", "hdbscan-pca", "kmeans-pca"])
+def test_check_estimator(clusterer):
+    expected = {**SETS_ONE_CLUSTER, **(UMAP_ORDER if clusterer.reduction == "umap"
+                                       else {})}
+    results = check_estimator(clusterer, expected_failed_checks=expected,
+                              on_fail=None, on_skip=None)
+    failed = [f"{result['check_name']}: {result['exception']!r}" for result in results
+              if result["status"] == "failed"]
+    assert not failed, "\n".join(failed)
+    # The n_clusters=1 checks fail for that reason and no other; a passing one
+    # would mean the list above is stale.
+    for result in results:
+        if result["check_name"] in SETS_ONE_CLUSTER:
+            assert result["status"] == "xfail", result["check_name"]
+            assert "`n_clusters`" in str(result["exception"]), result["check_name"]
 
 
 @pytest.mark.parametrize("kwargs, match", [
     ({"method": "dbscan"}, "`method`"),
-    ({"reduction": "tsne"}, r"`reduction`: expected one of \('umap', 'pca'\), received 'tsne'"),
+    ({"reduction": "tsne"}, r"`reduction`: expected one of \('pca', 'umap'\), received 'tsne'"),
     ({"n_components": 0}, "`n_components`: expected an integer >= 1 or None"),
+    ({"n_components": True}, "`n_components`: expected an integer >= 1 or None, "
+                             "received True"),
     ({"whiten": "yes"}, "`whiten`"),
     ({"n_clusters": 1}, "`n_clusters`: expected an integer >= 2 or None, received 1"),
     ({"k_range": (1, 5)}, "`k_range`"),
@@ -188,13 +269,21 @@ def test_sklearn_contract(blobs):
     ({"cluster_selection_method": "best"}, "`cluster_selection_method`"),
     ({"silence_threshold": 0}, "`silence_threshold`"),
     ({"silence_threshold": 1.5}, "`silence_threshold`"),
+    ({"silence_threshold": True}, r"`silence_threshold`: expected a number in \(0, 1\], "
+                                  "received True"),
     ({"max_fit_points": 10}, "`max_fit_points`"),
     ({"random_state": -1}, "`random_state`"),
+    ({"random_state": 2**32}, r"`random_state`: expected an integer in \[0, 4294967295\] "
+                              "or None"),
+    ({"random_state": np.random.RandomState(0)}, "`random_state`"),
+    ({"verbose": "yes"}, "`verbose`: expected True or False, received 'yes'"),
 ])
 def test_invalid_parameters(kwargs, match):
     x = np.random.default_rng(0).normal(size=(50, 4))
     with pytest.raises(ParameterError, match=match):
         UnitClusterer(**kwargs).fit(x)
+    with pytest.raises(ParameterError, match=match):
+        UnitClusterer(**kwargs)._check_params()  # what discovery.pipeline calls
 
 
 @pytest.mark.parametrize("embeddings, silence, match", [
@@ -206,6 +295,11 @@ def test_invalid_parameters(kwargs, match):
                                      "are not silence, received '0 of 50'"),
     (np.zeros((50, 4)), np.zeros(49), r"`silence`: expected one probability per window"),
     (np.zeros((50, 4)), np.full(50, 2.0), r"`silence`: expected probabilities in \[0, 1\]"),
+    (np.zeros((12, 0)), None, r"`embeddings`: Found array with 0 feature\(s\)"),
+    (np.zeros((0, 4)), None, r"`embeddings`: Found array with 0 sample\(s\)"),
+    (np.ones((50, 4)) * 1j, None, "`embeddings`: Complex data not supported.$"),
+    (sparse.csr_array(np.ones((50, 4))), None, "`embeddings`: expected a dense array "
+                                               r"\(sparse input is not supported\)"),
 ])
 def test_invalid_data(embeddings, silence, match):
     with pytest.raises(ParameterError, match=match):
@@ -234,115 +328,13 @@ def test_failed_refit_leaves_no_stale_attributes(fitted, blobs):
 
 
 def test_predict_checks_dimensions(fitted):
-    with pytest.raises(ParameterError, match="`embeddings`: expected 32 columns"):
+    with pytest.raises(ParameterError, match="`embeddings`: X has 8 features, but "
+                                             "UnitClusterer is expecting 32 features"):
         fitted["hdbscan"].predict(np.zeros((3, 8)))
-    labels, probabilities = fitted["kmeans"].predict(np.zeros((0, DIMS)))
-    assert labels.shape == probabilities.shape == (0,)
-
-
-# -- merging windows into occurrences ----------------------------------------------
-
-# Two recordings of 1 s windows with a 0.5 s hop. Recording 0: unit 2, noise, unit 2
-# again (two occurrences), then unit 3. Recording 1: unit 3 (not joined to recording
-# 0's), and a window after a 3.5 s gap (windows left out upstream).
-WINDOWS = {
-    "file_index": [0, 0, 0, 0, 0, 0, 0, 1, 1, 1],
-    "start_s": [0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 0.0, 0.5, 5.0],
-    "labels": [2, 2, -1, 2, 3, 3, 3, 3, 3, 3],
-    "probabilities": [0.9, 0.7, 0.0, 0.6, 0.5, 1.0, 0.9, 0.4, 0.8, 1.0],
-}
-
-
-def _windows(order=None):
-    arrays = {name: np.asarray(values) for name, values in WINDOWS.items()}
-    arrays["end_s"] = arrays["start_s"] + 1.0
-    if order is not None:
-        arrays = {name: values[order] for name, values in arrays.items()}
-    return arrays
-
-
-def _merge(order=None, **kwargs):
-    w = _windows(order)
-    return merge_units(w["file_index"], w["start_s"], w["end_s"], w["labels"],
-                       w["probabilities"], **kwargs)
-
-
-def test_merge_units_by_hand():
-    occurrences = _merge()
-    assert tuple(occurrences) == OCCURRENCE_KEYS
-    assert occurrences["file"].dtype == occurrences["unit"].dtype == np.int64
-    np.testing.assert_array_equal(occurrences["file"], [0, 0, 0, 1, 1])
-    np.testing.assert_array_equal(occurrences["unit"], [2, 2, 3, 3, 3])
-    # Overlapping windows split their overlap at the midpoint between centres, so
-    # occurrences tile the timeline without overlapping; outer edges are kept.
-    np.testing.assert_allclose(occurrences["start_s"], [0.0, 1.75, 2.25, 0.0, 5.0])
-    np.testing.assert_allclose(occurrences["end_s"], [1.25, 2.25, 4.0, 1.5, 6.0])
-    np.testing.assert_array_equal(occurrences["n_windows"], [2, 1, 3, 2, 1])
-    np.testing.assert_allclose(occurrences["confidence"], [0.8, 0.6, 0.8, 0.6, 1.0])
-
-
-def test_merge_units_sorts_its_input(rng):
-    shuffled = _merge(order=rng.permutation(len(WINDOWS["labels"])))
-    expected = _merge()
-    for name in OCCURRENCE_KEYS:
-        np.testing.assert_array_equal(shuffled[name], expected[name])
-
-
-def test_merge_units_gap_and_min_windows():
-    bridged = _merge(max_gap_s=4.0)  # recording 1's gap (3.5 s) no longer splits it
-    np.testing.assert_array_equal(bridged["n_windows"], [2, 1, 3, 3])
-    np.testing.assert_allclose(bridged["end_s"][-1], 6.0)
-    np.testing.assert_allclose(bridged["confidence"][-1], (0.4 + 0.8 + 1.0) / 3)
-    long_only = _merge(min_windows=2)
-    np.testing.assert_array_equal(long_only["n_windows"], [2, 3, 2])
-
-
-def test_merge_units_touching_windows_despite_rounding():
-    # hop == length: 0.1 * k and 0.1 * k + 0.1 differ in the last bits.
-    start = np.arange(30) * 0.1
-    occurrences = merge_units(np.zeros(30, int), start, start + 0.1, np.zeros(30, int),
-                              np.ones(30))
-    np.testing.assert_array_equal(occurrences["n_windows"], [30])
-
-
-def test_merge_units_empty_and_all_noise():
-    for occurrences in (merge_units([], [], [], [], []),
-                        merge_units([0, 0], [0.0, 0.5], [1.0, 1.5], [-1, -1], [0.0, 0.0])):
-        assert tuple(occurrences) == OCCURRENCE_KEYS
-        assert all(len(values) == 0 for values in occurrences.values())
-
-
-@pytest.mark.parametrize("change, match", [
-    ({"labels": [2] * 9}, r"`labels`: expected one value per window, shape \(10,\)"),
-    ({"labels": [-2] + [0] * 9}, "`labels`: expected units >= 0 or -1"),
-    ({"labels": [0.5] * 10}, "`labels`: expected an integer array"),
-    ({"end_s": [-1.0] + [9.0] * 9}, "`end_s`: expected values >= start_s"),
-    ({"probabilities": [1.5] * 10}, r"`probabilities`: expected values in \[0, 1\]"),
-    ({"start_s": [np.nan] * 10}, "`start_s`: expected finite values"),
-    ({"max_gap_s": -1.0}, "`max_gap_s`: expected a finite number >= 0"),
-    ({"min_windows": 0}, "`min_windows`: expected an integer >= 1, received 0"),
-])
-def test_merge_units_invalid(change, match):
-    w = _windows()
-    options = {key: change.pop(key) for key in ("max_gap_s", "min_windows") if key in change}
-    w.update({name: np.asarray(values) for name, values in change.items()})
-    with pytest.raises(ParameterError, match=match):
-        merge_units(w["file_index"], w["start_s"], w["end_s"], w["labels"],
-                    w["probabilities"], **options)
-
-
-def test_unit_table():
-    table = unit_table(_merge())
-    assert tuple(table) == UNIT_TABLE_KEYS
-    np.testing.assert_array_equal(table["unit"], [2, 3])
-    np.testing.assert_array_equal(table["count"], [2, 3])
-    np.testing.assert_array_equal(table["n_windows"], [3, 6])
-    np.testing.assert_allclose(table["total_duration_s"], [1.75, 4.25])
-    np.testing.assert_allclose(table["mean_duration_s"], [0.875, 4.25 / 3])
-    np.testing.assert_allclose(table["mean_confidence"], [0.7, (0.8 + 0.6 + 1.0) / 3])
-    assert len(unit_table(merge_units([], [], [], [], []))["unit"]) == 0
-    with pytest.raises(ParameterError, match="`occurrences`: expected arrays"):
-        unit_table({"unit": np.zeros(2, int)})
+    with pytest.raises(ParameterError, match="`embeddings`: expected a 2-D array"):
+        fitted["hdbscan"].predict(np.zeros(DIMS))
+    labels, confidence = fitted["kmeans"].place(np.zeros((0, DIMS)))
+    assert labels.shape == confidence.shape == (0,)
 
 
 def _assert_recovers(truth, labels):
@@ -377,7 +369,7 @@ def test_umap_reduction_recovers_blobs_and_places_new_points(blobs, rng, method,
     _assert_recovers(y, clusterer.labels_)
     assert N_UNITS <= clusterer.n_clusters_ <= 2 * N_UNITS
     new, truth = _new_points(centres, rng, n=100)
-    labels, _ = clusterer.predict(new)
+    labels = clusterer.predict(new)
     _assert_recovers(truth, labels)
     # Seeded: the same fit gives the same units.
     again = UnitClusterer(method=method, n_clusters=N_UNITS if method == "kmeans"
