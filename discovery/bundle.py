@@ -304,7 +304,9 @@ def _check_matches(model, config: PipelineConfig, path: Path) -> None:
     if not isinstance(model, VAE):
         raise ModelError(f"{path}: holds a {type(model).__name__} model, not a "
                          "discovery VAE.")
-    for name, expected in config.model.to_dict().items():
+    expected_values = dict(config.model.to_dict(), input_frames=config.input_frames,
+                           input_features=config.input_features)
+    for name, expected in expected_values.items():
         actual = getattr(model, name)
         if tuple(np.atleast_1d(actual)) != tuple(np.atleast_1d(expected)):
             raise ModelError(
@@ -382,10 +384,10 @@ def _export_readme(config: PipelineConfig) -> str:
 
     features, windows, model = config.features, config.windows, config.model
     paragraphs = [
-        f"Input `windows`: float32, shape (batch, {model.input_frames}, "
-        f"{model.input_features}): {model.input_frames} consecutive feature frames "
+        f"Input `windows`: float32, shape (batch, {config.input_frames}, "
+        f"{config.input_features}): {config.input_frames} consecutive feature frames "
         f"({windows.window_seconds} s, one window every {windows.hop_seconds} s) of "
-        f"{model.input_features} features, frames first. Build them with the settings "
+        f"{config.input_features} features, frames first. Build them with the settings "
         f"in `config.json` beside this file: {features.kind} features of audio "
         f"resampled to {features.sample_rate} Hz, frames of {features.frame_seconds} s "
         f"every {features.hop_seconds} s (not centred), band {features.fmin}-"

@@ -42,7 +42,7 @@ def _add_feature_options(parser: argparse.ArgumentParser) -> None:
 
 def _pipeline_config(args):
     from discovery.config import (FEATURE_PRESETS, ModelConfig, PipelineConfig,
-                                  SilenceConfig, TrainConfig, WindowConfig, pipeline_for)
+                                  SilenceConfig, TrainConfig, WindowConfig)
     from discovery.errors import ParameterError
 
     if args.config is not None:
@@ -64,9 +64,8 @@ def _pipeline_config(args):
     windows = windows.replace(**{name: value for name, value in (
         ("window_seconds", args.window_seconds), ("hop_seconds", args.window_hop_seconds))
         if value is not None})
-    model = (config.model if config else ModelConfig()).replace(
-        **pipeline_for(features, windows))
-    return PipelineConfig(features=features, windows=windows, model=model,
+    return PipelineConfig(features=features, windows=windows,
+                          model=config.model if config else ModelConfig(),
                           silence=config.silence if config else SilenceConfig(),
                           training=config.training if config else TrainConfig())
 

@@ -50,6 +50,8 @@ MAX_EPOCHS = 100_000
 MAX_BATCH_SIZE = 65_536
 # Seeds must fit numpy's 32-bit seed.
 MAX_SEED = 2**32 - 1
+# What older config.json files stored in `model` and `PipelineConfig` now derives.
+DERIVED_MODEL_KEYS = ("input_frames", "input_features")
 # Units k-means may be asked for, and HDBSCAN's smallest unit, in windows.
 MAX_CLUSTERS = 10_000
 MAX_MIN_CLUSTER_SIZE = 10**9
@@ -257,11 +259,13 @@ class SilenceConfig(_Config):
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig(_Config):
-    """Layer sizes of the conv-BiLSTM VAE (see discovery/nn)."""
+    """Layer sizes of the conv-BiLSTM VAE (see discovery/nn).
 
-    # Input window: frames x features (must match WindowConfig and FeatureConfig).
-    input_frames: int = 32
-    input_features: int = 64
+    The input window's shape is not a setting here: `PipelineConfig.input_frames` and
+    `input_features` derive it from the feature and window settings, so it cannot
+    drift from them.
+    """
+
     # Encoder: Conv2D filters and kernel (frames, features), then max-pool over all
     # features, a Bidirectional LSTM and an LSTM whose last state feeds z.
     conv_filters: int = 32
@@ -278,9 +282,6 @@ class ModelConfig(_Config):
     seed: int = 0
 
     def __post_init__(self):
-        # The most features is the linear spectrogram of the largest FFT.
-        _check_integer("input_frames", self.input_frames, 1, MAX_WINDOW_FRAMES)
-        _check_integer("input_features", self.input_features, 1, MAX_FFT_SIZE // 2 + 1)
         for name in ("conv_filters", "bilstm_units", "lstm_units", "latent_dim",
                      "decoder_units", "decoder_filters", "silence_units"):
             _check_integer(name, getattr(self, name), 1, MAX_LAYER_SIZE)
@@ -361,13 +362,19 @@ class PipelineConfig(_Config):
             _fail("windows.window_seconds", f"at most {MAX_WINDOW_FRAMES} feature frames "
                   f"({MAX_WINDOW_FRAMES * frame_hop:g} s at a {frame_hop:g} s hop)",
                   self.windows.window_seconds)
-        if self.model.input_frames != frames:
-            _fail("model.input_frames",
-                  f"the window length in frames ({frames})", self.model.input_frames)
-        n_features = feature_count(self.features)
-        if self.model.input_features != n_features:
-            _fail("model.input_features",
-                  f"the number of features ({n_features})", self.model.input_features)
+        if feature_count(self.features) < 1:
+            _fail("features", "settings that give at least one feature column (a band "
+                  "[fmin, fmax] holding at least one frequency bin)", self.features)
+
+    @property
+    def input_frames(self) -> int:
+        """The model's input window length, in feature frames."""
+        return self.windows.window_length(self.features)
+
+    @property
+    def input_features(self) -> int:
+        """The model's input features per frame."""
+        return feature_count(self.features)
 
     @classmethod
     def from_dict(cls, values: dict) -> "PipelineConfig":
@@ -379,9 +386,23 @@ class PipelineConfig(_Config):
                 f"Unknown config section `{unknown[0]}`: expected one of "
                 f"{sorted(cls._SECTIONS)}."
             )
+        model = values.get("model", {})
+        # Bundles written before the input shape was derived store it in `model`: read
+        # it, and refuse a file whose stored shape is not the one its settings give.
+        stored = {key: model[key] for key in DERIVED_MODEL_KEYS
+                  if isinstance(model, dict) and key in model}
+        if stored:
+            values = dict(values, model={k: v for k, v in model.items()
+                                         if k not in DERIVED_MODEL_KEYS})
         sections = {name: section.from_dict(values.get(name, {}))
                     for name, section in cls._SECTIONS.items()}
-        return cls(**sections)
+        config = cls(**sections)
+        for key, value in stored.items():
+            derived = getattr(config, key)
+            if value != derived:
+                _fail(f"model.{key}", f"{derived}, what the feature and window settings "
+                      "give", value)
+        return config
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
@@ -456,12 +477,6 @@ def feature_count(features: FeatureConfig) -> int:
     low = int(math.ceil(features.fmin / resolution - 1e-9))
     high = int(math.floor(features.upper_frequency / resolution + 1e-9))
     return max(0, min(high, n_bins - 1) - low + 1)
-
-
-def pipeline_for(features: FeatureConfig, windows: WindowConfig, **model_values) -> dict:
-    """ModelConfig values whose input shape matches `features` and `windows`."""
-    return dict(model_values, input_frames=windows.window_length(features),
-                input_features=feature_count(features))
 
 
 # Named feature settings. "fbank26" and "seed-v4" reproduce the seed experiments:

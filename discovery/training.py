@@ -242,10 +242,10 @@ def model_card(config: PipelineConfig, *, inputs: Sequence[PathLike],
         "intervals gave the silence targets; energy-based targets elsewhere).",
         _epochs_line(config, epochs_run, resumed_after, seconds),
         f"- Features: {config.features.kind}, {config.features.sample_rate} Hz, "
-        f"{config.model.input_features} features, frame {config.features.frame_seconds} s, "
+        f"{config.input_features} features, frame {config.features.frame_seconds} s, "
         f"hop {config.features.hop_seconds} s, band {config.features.fmin}-"
         f"{config.features.upper_frequency} Hz.",
-        f"- Windows: {config.windows.window_seconds} s ({config.model.input_frames} frames) "
+        f"- Windows: {config.windows.window_seconds} s ({config.input_frames} frames) "
         f"every {config.windows.hop_seconds} s.",
         f"- Latent size {config.model.latent_dim}; beta {config.training.beta} "
         f"(warm-up {config.training.beta_warmup_epochs} epochs); silence weight "

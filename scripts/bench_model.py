@@ -27,7 +27,7 @@ def bench(name: str, *, windows: int, steps: int, batch_size: int, repeats: int)
     config = get_preset(name)
     model = build_vae(config)
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
-    shape = (config.model.input_frames, config.model.input_features)
+    shape = (config.input_frames, config.input_features)
     rng = np.random.default_rng(0)
     x = rng.random((windows,) + shape, dtype=np.float32)
     model.embed(x[:batch_size], batch_size=batch_size)  # build and trace

@@ -18,7 +18,7 @@ import numpy as np
 from sklearn.metrics import balanced_accuracy_score
 
 from discovery.frontend import annotations, audio, recording
-from discovery.config import FeatureConfig, PipelineConfig, pipeline_for
+from discovery.config import FeatureConfig, PipelineConfig
 
 
 def main(argv=None) -> int:
@@ -31,8 +31,6 @@ def main(argv=None) -> int:
 
     features = FeatureConfig(sample_rate=args.sample_rate, fmin=args.fmin, fmax=args.fmax)
     config = PipelineConfig(features=features)
-    config = config.replace(model=config.model.replace(
-        **pipeline_for(config.features, config.windows)))
     frame_truth, frame_guess, window_truth, window_guess = [], [], [], []
     print(f"{'recording':45s} {'frames':>7s} {'frame BA':>9s} {'window BA':>10s}")
     for path in audio.find_audio_files(args.inputs):

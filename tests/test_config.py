@@ -19,11 +19,26 @@ def test_json_round_trip():
     assert json.loads(config.to_json())["features"]["sample_rate"] == 16000
 
 
-def test_model_input_must_match_features_and_windows():
-    with pytest.raises(ParameterError, match="model.input_frames"):
-        PipelineConfig(model=ModelConfig(input_frames=10))
-    with pytest.raises(ParameterError, match="model.input_features"):
-        PipelineConfig(model=ModelConfig(input_features=10))
+def test_model_input_is_derived_from_features_and_windows():
+    config = PipelineConfig()
+    assert (config.input_frames, config.input_features) == (32, 64)
+    assert "input_frames" not in config.to_dict()["model"]
+    with pytest.raises(TypeError):
+        ModelConfig(input_frames=10)
+    with pytest.raises(ParameterError, match="at least one feature column"):
+        # 31.25 Hz bins: none lies in [1001, 1010] Hz.
+        PipelineConfig(features=FeatureConfig(kind="spectrogram", sample_rate=8000,
+                                              fmin=1001.0, fmax=1010.0))
+
+
+def test_older_files_with_the_input_shape_still_load():
+    values = json.loads(PipelineConfig().to_json())
+    values["model"].update(input_frames=32, input_features=64)
+    assert PipelineConfig.from_dict(values) == PipelineConfig()
+    values["model"]["input_frames"] = 10
+    with pytest.raises(ParameterError,
+                       match=r"`model.input_frames`: expected 32.*received 10"):
+        PipelineConfig.from_dict(values)
 
 
 def test_unknown_keys_are_named():
@@ -116,8 +131,6 @@ UPPER_BOUNDS = [
     (FeatureConfig, "dynamic_range_db", 200.5, {}),
     (WindowConfig, "window_seconds", 60.5, {}),
     (WindowConfig, "hop_seconds", 60.5, {}),
-    (ModelConfig, "input_frames", 10_001, {}),
-    (ModelConfig, "input_features", 32_770, {}),
     (ModelConfig, "conv_filters", 4097, {}),
     (ModelConfig, "bilstm_units", 4097, {}),
     (ModelConfig, "lstm_units", 4097, {}),
@@ -150,7 +163,7 @@ def test_sizes_have_upper_bounds(cls, name, value, others):
                      "hop_seconds": 0.01, "n_fft": 65_536, "n_mels": 512,
                      "dynamic_range_db": 200.0}),
     (WindowConfig, {"window_seconds": 60.0, "hop_seconds": 60.0}),
-    (ModelConfig, {"input_frames": 10_000, "latent_dim": 4096, "conv_kernel": (1024, 1)}),
+    (ModelConfig, {"latent_dim": 4096, "conv_kernel": (1024, 1)}),
     (TrainConfig, {"epochs": 100_000, "batch_size": 65_536, "learning_rate": 1.0,
                    "seed": 2**32 - 1}),
 ])

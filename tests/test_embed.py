@@ -15,7 +15,7 @@ def default():
 def test_shipped_model_loads_with_its_settings(default):
     assert default.path == bundle.default_model_dir()
     config = default.config
-    assert config.model.input_frames == 32 and config.model.input_features == 64
+    assert config.input_frames == 32 and config.input_features == 64
     assert default.model.encoder.count_params() > 0
     # The settings live in the bundle, not on the Keras model.
     assert not hasattr(default.model, "pipeline_config")
@@ -106,8 +106,7 @@ def test_model_names_resolve_to_shipped_bundles(tmp_path, monkeypatch):
 def test_every_shipped_bundle_loads_and_embeds(name):
     loaded = Bundle.load(name)
     config = loaded.config
-    windows = np.zeros((3, config.model.input_frames, config.model.input_features),
-                       np.float32)
+    windows = np.zeros((3, config.input_frames, config.input_features), np.float32)
     z_mean, silence = loaded.model.embed(windows)
     assert z_mean.shape == (3, config.model.latent_dim) and silence.shape == (3,)
     assert (bundle.shipped_models_dir() / name / bundle.CARD_FILE).is_file()

@@ -105,7 +105,7 @@ def test_savedmodel_loads_without_discovery(trained, annotated_recording, tmp_pa
     assert PipelineConfig.from_json(asset.read_text()) == bundle.load_config(
         trained.bundle_dir)
     readme = (exported / "assets" / "README.md").read_text()
-    frames, features = TINY.model.input_frames, TINY.model.input_features
+    frames, features = TINY.input_frames, TINY.input_features
     assert f"shape (batch, {frames}, {features})" in readme and "[0, 1]" in readme
 
 

@@ -18,17 +18,16 @@ from discovery.config import (
     PipelineConfig,
     TrainConfig,
     WindowConfig,
-    pipeline_for,
 )
 from discovery.errors import ParameterError
 
 
 def _preset(features: FeatureConfig, windows: WindowConfig,
             training: TrainConfig = TrainConfig(), **model_values) -> PipelineConfig:
-    # The input shape is derived, never typed, so it cannot drift from the features.
-    model = ModelConfig(**pipeline_for(features, windows, **model_values))
-    return PipelineConfig(features=features, windows=windows, model=model,
-                          training=training)
+    # The input shape is derived from `features` and `windows` (PipelineConfig), never
+    # typed, so it cannot drift from them.
+    return PipelineConfig(features=features, windows=windows,
+                          model=ModelConfig(**model_values), training=training)
 
 
 # The model and training of `default` and `birdsong`: 64 bands in, kernels spanning

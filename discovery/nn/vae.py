@@ -334,25 +334,40 @@ class VAE(keras.Model):
 
 
 def build_vae(config: Union[ModelConfig, PipelineConfig], *, beta: Optional[float] = None,
-              silence_weight: Optional[float] = None, name: str = "vae") -> VAE:
+              silence_weight: Optional[float] = None, input_frames: Optional[int] = None,
+              input_features: Optional[int] = None, name: str = "vae") -> VAE:
     """Builds a `VAE` from settings.
 
     Args:
-        config: `ModelConfig`, or `PipelineConfig` (its `model` section is used).
+        config: `PipelineConfig` (its `model` section, and the input shape its feature
+            and window settings give), or a `ModelConfig` with `input_frames` and
+            `input_features`.
         beta: float >= 0 or None. Initial KL weight. None takes
             `config.training.beta` for a `PipelineConfig`, else 0.0.
         silence_weight: float >= 0 or None. Weight of the silence cross-entropy.
             None takes `config.training.silence_weight` for a `PipelineConfig`,
             else 1.0.
+        input_frames, input_features: int > 0 or None. The input window's frames and
+            features, for a `ModelConfig` (a `PipelineConfig` derives them; giving
+            them too is an error). Defaults to None.
         name: str. Model name. Defaults to "vae".
 
     Returns:
         An uncompiled `VAE`; compile it with an optimizer only.
 
     Raises:
-        ParameterError: `config` is neither a `ModelConfig` nor a `PipelineConfig`.
+        ParameterError: `config` is neither a `ModelConfig` nor a `PipelineConfig`, or
+            the input shape is missing (`ModelConfig`) or given twice (`PipelineConfig`).
     """
+    shape = {"input_frames": input_frames, "input_features": input_features}
     if isinstance(config, PipelineConfig):
+        given = [name for name, value in shape.items() if value is not None]
+        if given:
+            raise ParameterError(
+                f"Invalid value for `{given[0]}`: a PipelineConfig derives it from its "
+                f"feature and window settings, received {shape[given[0]]!r}.")
+        shape = {"input_frames": config.input_frames,
+                 "input_features": config.input_features}
         beta = config.training.beta if beta is None else beta
         if silence_weight is None:
             silence_weight = config.training.silence_weight
@@ -361,7 +376,12 @@ def build_vae(config: Union[ModelConfig, PipelineConfig], *, beta: Optional[floa
         raise ParameterError(
             "Invalid value for `config`: expected a ModelConfig or PipelineConfig, "
             f"received {type(config).__name__}.")
-    return VAE(**config.to_dict(), beta=0.0 if beta is None else beta,
+    for name, value in shape.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ParameterError(
+                f"Invalid value for `{name}`: expected an integer > 0 (the input "
+                f"window's shape, needed with a ModelConfig), received {value!r}.")
+    return VAE(**shape, **config.to_dict(), beta=0.0 if beta is None else beta,
                silence_weight=1.0 if silence_weight is None else silence_weight,
                name=name)
 

@@ -4,14 +4,11 @@ import soundfile
 from sklearn.metrics import balanced_accuracy_score
 
 from discovery.frontend import annotations, audio, features, recording, silence
-from discovery.config import FeatureConfig, PipelineConfig, SilenceConfig, pipeline_for
+from discovery.config import FeatureConfig, PipelineConfig, SilenceConfig
 
 
 def _config(**feature_values):
-    features_config = FeatureConfig(**feature_values)
-    config = PipelineConfig(features=features_config)
-    return config.replace(model=config.model.replace(
-        **pipeline_for(config.features, config.windows)))
+    return PipelineConfig(features=FeatureConfig(**feature_values))
 
 
 def test_tone_bursts_in_noise(rng):

@@ -22,12 +22,14 @@ from discovery.nn import (
 )
 
 TINY = get_preset("tiny").model
-FRAMES, FEATURES, LATENT = TINY.input_frames, TINY.input_features, TINY.latent_dim
+FRAMES, FEATURES = get_preset("tiny").input_frames, get_preset("tiny").input_features
+LATENT = TINY.latent_dim
 
 
 def tiny_vae(**changes) -> VAE:
     keras.utils.set_random_seed(0)
-    model = build_vae(TINY.replace(**changes.pop("model", {})), **changes)
+    model = build_vae(TINY.replace(**changes.pop("model", {})), input_frames=FRAMES,
+                      input_features=FEATURES, **changes)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate=1e-2))
     return model
 
@@ -81,9 +83,10 @@ def test_silence_head_outputs_probabilities():
 
 
 def test_seed_v4_encoder_has_641024_parameters():
-    model = get_preset("seed-v4").model
+    preset = get_preset("seed-v4")
+    model = preset.model
     encoder = build_encoder(
-        input_frames=model.input_frames, input_features=model.input_features,
+        input_frames=preset.input_frames, input_features=preset.input_features,
         conv_filters=model.conv_filters, conv_kernel=model.conv_kernel,
         bilstm_units=model.bilstm_units, lstm_units=model.lstm_units,
         latent_dim=model.latent_dim, seed=model.seed)
@@ -264,6 +267,10 @@ def test_build_vae_reads_a_pipeline_config():
     assert vae.encoder.input.shape == (None, FRAMES, FEATURES, 1)
     with pytest.raises(ParameterError, match="config"):
         build_vae({"latent_dim": 4})
+    with pytest.raises(ParameterError, match="`input_frames`"):
+        build_vae(config.model)
+    with pytest.raises(ParameterError, match="`input_features`: a PipelineConfig derives"):
+        build_vae(config, input_features=FEATURES)
 
 
 @pytest.mark.parametrize("name, shape", [("seed-v4", (128, 256)), ("default", (32, 64)),
@@ -271,7 +278,7 @@ def test_build_vae_reads_a_pipeline_config():
 def test_presets_are_valid_pipelines(name, shape):
     config = get_preset(name)
     assert isinstance(config, PipelineConfig) and isinstance(config.model, ModelConfig)
-    assert (config.model.input_frames, config.model.input_features) == shape
+    assert (config.input_frames, config.input_features) == shape
     assert PipelineConfig.from_json(config.to_json()) == config
     assert set(PRESETS) == {"seed-v4", "default", "birdsong", "tiny"}
 
