@@ -51,6 +51,7 @@ METHODS = ("hdbscan", "kmeans")
 REDUCTIONS = ("umap", "pca")
 UMAP_NEIGHBORS = 15  # umap's default: local structure at the scale of a few syllables
 TRANSFORM_BATCH = 5_000  # windows per UMAP transform call: bounds its memory
+PREDICT_BATCH = 10_000  # windows per hdbscan.approximate_predict call, likewise
 SELECTION_METHODS = ("eom", "leaf")
 MIN_WINDOWS = 10  # fewer non-silent windows than this cannot show any structure
 N_EXEMPLARS = 8
@@ -420,8 +421,12 @@ class UnitClusterer(ClusterMixin, BaseEstimator):
         """HDBSCAN labels and probabilities of reduced points `z` (m, d)."""
         if len(z) == 0 or self.clusterer_.labels_.max() < 0:
             return np.full(len(z), -1, dtype=np.int64), np.zeros(len(z))
-        labels, probabilities = hdbscan.approximate_predict(self.clusterer_, z)
-        return labels.astype(np.int64), probabilities.astype(np.float64)
+        # In batches: one call builds (m, 2 * min_samples) neighbour arrays, about 300 MB
+        # for the 170,000 windows of 4 hours placed at once.
+        placed = [hdbscan.approximate_predict(self.clusterer_, z[start:start + PREDICT_BATCH])
+                  for start in range(0, len(z), PREDICT_BATCH)]
+        return (np.concatenate([labels for labels, _ in placed]).astype(np.int64),
+                np.concatenate([p for _, p in placed]).astype(np.float64))
 
     def _fit_kmeans(self, z: np.ndarray) -> tuple:
         n = len(z)
