@@ -3,7 +3,8 @@
 wav, flac, ogg and mp3 are read with soundfile (libsndfile); anything libsndfile cannot
 open is handed to audioread (ffmpeg, GStreamer or Core Audio, whichever is installed).
 Long files are streamed in blocks: `stream` holds one block at a time, so memory does
-not grow with the length of the recording.
+not grow with the length of the recording; `read_span` seeks to one span of a file and
+decodes that alone.
 
 A truncated file (a copy or a recording cut short) is read as far as it goes, with an
 `AudioWarning` naming the file and the length its header promised: libsndfile reports a
@@ -13,11 +14,12 @@ truncated WAV as a shorter file without a word, so the RIFF header is checked to
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import struct
 import warnings
 from pathlib import Path
-from typing import Iterator, List, Optional, Sequence, Union
+from typing import Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import soundfile
@@ -32,6 +34,9 @@ AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
 
 # Seconds of audio held in memory at once while streaming.
 DEFAULT_BLOCK_SECONDS = 30.0
+# Audio read either side of a span that is resampled, in seconds: soxr's filter
+# settles within it, so the span's samples equal the whole file's.
+_SPAN_CONTEXT_S = 0.05
 
 
 @dataclasses.dataclass(frozen=True)
@@ -279,3 +284,79 @@ def load(path: PathLike, *, sample_rate: int) -> np.ndarray:
         ParameterError: `sample_rate` is invalid.
     """
     return np.concatenate(list(stream(path, sample_rate=sample_rate)))
+
+
+def read_span(path: PathLike, *, start_s: float, end_s: float,
+              sample_rate: Optional[int] = None) -> Tuple[np.ndarray, int]:
+    """Read [start_s, end_s) of a file as float32 mono, decoding nothing else of it.
+
+    Seeks and reads with soundfile and averages channels, as `stream` does. When
+    resampling, it reads 0.05 s more either side, starting on an instant that
+    falls on a sample of both rates (every 1 / gcd(rates) s), so the span lands on the
+    whole file's sample grid and soxr's filter settles before it: the samples equal
+    those of `load(path, sample_rate=...)` up to float error.
+
+    Args:
+        path: an audio file libsndfile reads (wav, flac, ogg, mp3 and others; the
+            formats only audioread decodes cannot seek).
+        start_s: float >= 0. Start of the span, in seconds.
+        end_s: float >= start_s. End of the span, in seconds; cut at the end of the file.
+        sample_rate: int in [1, `config.MAX_SAMPLE_RATE`] or None. Output rate in Hz
+            (soxr, high quality); None keeps the file's own rate. Defaults to None.
+
+    Returns:
+        (samples, rate): (n,) float32 samples k = ceil(start_s * rate) ... of the file at
+        `rate` (fewer at the end of the file, none past it), and `rate`, the file's own
+        rate when `sample_rate` is None.
+
+    Raises:
+        AudioError: the file is missing, empty, not readable by libsndfile, damaged, or
+            the span holds NaN or infinite samples.
+        ParameterError: `start_s`, `end_s` or `sample_rate` is invalid.
+    """
+    for name, value, low, expected in (("start_s", start_s, 0.0, "a number >= 0"),
+                                       ("end_s", end_s, start_s, f"a number >= {start_s!r}")):
+        number = isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
+        if not (number and math.isfinite(value) and value >= low):
+            raise ParameterError(f"Invalid value for `{name}`: expected {expected}, "
+                                 f"received {value!r}.")
+    if sample_rate is not None and (
+            isinstance(sample_rate, bool) or not isinstance(sample_rate, int)
+            or not 1 <= sample_rate <= MAX_SAMPLE_RATE):
+        raise ParameterError(f"Invalid value for `sample_rate`: expected None or an integer "
+                             f"in [1, {MAX_SAMPLE_RATE}], received {sample_rate!r}.")
+    path = Path(path)
+    _check_file(path)
+    try:
+        with soundfile.SoundFile(str(path)) as handle:
+            rate = handle.samplerate
+            out_rate = rate if sample_rate is None else sample_rate
+            # Samples wanted, counted at the output rate; 1e-6 absorbs float error.
+            out_first = math.ceil(start_s * out_rate - 1e-6)
+            out_last = math.ceil(end_s * out_rate - 1e-6)
+            if out_rate == rate:
+                first, last = out_first, out_last
+            else:
+                step = rate // math.gcd(rate, out_rate)
+                first = max(0, math.floor((start_s - _SPAN_CONTEXT_S) * rate) // step * step)
+                last = math.ceil((end_s + _SPAN_CONTEXT_S) * rate)
+            if 0 < handle.frames < 2**62:
+                # Some mp3 headers carry no length; elsewhere stop at the end.
+                first, last = min(first, handle.frames), min(last, handle.frames)
+            handle.seek(first)
+            block = handle.read(max(0, last - first), dtype="float32", always_2d=True)
+    except (soundfile.LibsndfileError, RuntimeError) as error:
+        raise AudioError(f"{path}: cannot read a span of it ({_libsndfile_reason(error)}); "
+                         "spans are read with libsndfile, which must open and seek the "
+                         "file.") from None
+    mono = block.mean(axis=1, dtype=np.float32) if block.shape[1] > 1 else block[:, 0]
+    if not np.all(np.isfinite(mono)):
+        bad = int(np.flatnonzero(~np.isfinite(mono))[0]) + first
+        raise AudioError(f"{path}: sample {bad} is NaN or infinite; the file is damaged or "
+                         "was written with invalid values.")
+    if out_rate != rate:
+        mono = soxr.resample(mono, rate, out_rate, quality="HQ")
+        # `first` lies on both grids, so this output index is exact.
+        offset = first * out_rate // rate
+        mono = mono[max(0, out_first - offset):max(0, out_last - offset)]
+    return np.ascontiguousarray(mono, dtype=np.float32), out_rate

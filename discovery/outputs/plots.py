@@ -180,7 +180,8 @@ def unit_map(xy: np.ndarray, units: np.ndarray, ax=None, *, label_units: bool = 
     Each unit's number is written at its median position.
 
     Args:
-        xy: (n, 2) float. Map coordinates (e.g. t-SNE of the embeddings).
+        xy: (n, 2) float. Map coordinates (e.g. `units.maps.fit_map`'s 2-D UMAP of
+            the embeddings).
         units: (n,) int. Unit of each point, -1 for silence or noise.
         ax: matplotlib Axes or None. Where to draw; None makes a new figure.
         label_units: bool. Write unit numbers on the map. Defaults to True.

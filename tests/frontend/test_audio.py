@@ -1,4 +1,5 @@
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -148,3 +149,91 @@ def test_a_wav_written_as_a_stream_is_not_truncated(tmp_path, digit_clip):
     with warnings.catch_warnings():
         warnings.simplefilter("error", audio.AudioWarning)
         assert len(audio.load(path, sample_rate=8000)) == audio.info(digit_clip).n_samples
+
+
+# -- read_span --------------------------------------------------------------------
+
+def test_read_span_at_the_files_rate_is_a_slice(digit_clip):
+    whole, rate = soundfile.read(digit_clip, dtype="float32")
+    samples, span_rate = audio.read_span(digit_clip, start_s=0.1, end_s=0.3)
+    assert span_rate == rate == 8000 and samples.dtype == np.float32
+    np.testing.assert_array_equal(samples, whole[800:2400])
+
+
+@pytest.mark.parametrize("clip, rate", [
+    ("fsdd/9_jackson_0.wav", 16000),  # 8 -> 16 kHz
+    ("bfsongrepo/gy6or6_baseline_230312_0811.159.wav", 16000),  # 32 -> 16 kHz
+    ("fsdd/9_jackson_0.wav", 22050),  # rates with a small gcd: a coarse common grid
+])
+def test_read_span_resampled_equals_the_whole_file(clip, rate):
+    """A span lands on the whole file's sample grid, its filter settled, at the start
+    and at the end of the file too."""
+    path = Path(__file__).resolve().parents[2] / "data" / clip
+    whole = audio.load(path, sample_rate=rate)
+    n = len(whole)
+    for first, last in ((0, 700), (n // 3 + 17, n // 3 + 2000), (n - 900, n)):
+        samples, span_rate = audio.read_span(path, start_s=first / rate, end_s=last / rate,
+                                             sample_rate=rate)
+        assert span_rate == rate
+        assert abs(len(samples) - (last - first)) <= 1, first
+        m = min(len(samples), last - first)
+        np.testing.assert_allclose(samples[:m], whole[first:first + m], atol=1e-4,
+                                   err_msg=f"{first}")
+
+
+def test_read_span_decodes_only_the_span(monkeypatch, annotated_recording):
+    frames = []
+    read = soundfile.SoundFile.read
+
+    def counting(self, frames_wanted=-1, *args, **kwargs):
+        frames.append(frames_wanted)
+        return read(self, frames_wanted, *args, **kwargs)
+
+    monkeypatch.setattr(soundfile.SoundFile, "read", counting)
+    samples, rate = audio.read_span(annotated_recording, start_s=40.0, end_s=41.0,
+                                    sample_rate=16000)
+    assert rate == 16000 and len(samples) == 16000
+    # One second and 0.05 s of context either side, of an 85 s file at 8 kHz.
+    assert len(frames) == 1 and abs(frames[0] - 1.1 * 8000) <= 2
+
+
+def test_read_span_averages_channels_and_stops_at_the_end(tmp_path, rng):
+    left = rng.standard_normal(4000).astype(np.float32) * 0.1
+    right = -0.5 * left
+    path = tmp_path / "stereo.wav"
+    soundfile.write(path, np.stack([left, right], axis=1), 8000, subtype="FLOAT")
+    samples, _ = audio.read_span(path, start_s=0.25, end_s=9.0)
+    np.testing.assert_allclose(samples, ((left + right) / 2)[2000:], atol=1e-6)
+    assert len(audio.read_span(path, start_s=2.0, end_s=3.0, sample_rate=16000)[0]) == 0
+    assert len(audio.read_span(path, start_s=0.1, end_s=0.1)[0]) == 0
+
+
+def test_read_span_of_unreadable_files(tmp_path):
+    with pytest.raises(AudioError, match="missing.wav: no such file"):
+        audio.read_span(tmp_path / "missing.wav", start_s=0, end_s=1)
+    text = tmp_path / "x.wav"
+    text.write_text("this is not audio\n")
+    with pytest.raises(AudioError, match=r"x.wav: cannot read a span of it \("):
+        audio.read_span(text, start_s=0, end_s=1)
+    samples = np.zeros(8000, dtype=np.float32)
+    samples[1234] = np.nan
+    damaged = tmp_path / "nan.wav"
+    soundfile.write(damaged, samples, 8000, subtype="FLOAT")
+    with pytest.raises(AudioError, match="nan.wav: sample 1234 is NaN"):
+        audio.read_span(damaged, start_s=0.1, end_s=0.2)
+    assert len(audio.read_span(damaged, start_s=0.5, end_s=0.6)[0]) == 800
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"start_s": -0.1}, r"`start_s`: expected a number >= 0, received -0.1\."),
+    ({"start_s": float("nan")}, r"`start_s`: expected a number >= 0, received nan\."),
+    ({"end_s": 0.1}, r"`end_s`: expected a number >= 0.2, received 0.1\."),
+    ({"end_s": "1"}, r"`end_s`: expected a number >= 0.2, received '1'\."),
+    ({"sample_rate": 0}, r"`sample_rate`: expected None or an integer in \[1, 384000\], "
+                         r"received 0\."),
+    ({"sample_rate": 16000.0}, r"`sample_rate`: expected None or an integer"),
+])
+def test_read_span_refuses_bad_arguments(digit_clip, change, message):
+    arguments = {"start_s": 0.2, "end_s": 0.4, **change}
+    with pytest.raises(ParameterError, match=message):
+        audio.read_span(digit_clip, **arguments)

@@ -22,7 +22,10 @@ from discovery.config import FEATURE_PRESETS, FeatureConfig, PipelineConfig
 from discovery.errors import ParameterError
 from discovery.frontend.recording import analyse
 from discovery.outputs.report import write_html_report
+from discovery.embed import WindowTable
 from discovery.result import DiscoveryResult, RecordingInfo
+from discovery.units.maps import UnitMap
+from discovery.units.occurrences import Occurrences
 from discovery.outputs.tables import (
     write_audacity_labels,
     write_raven_table,
@@ -33,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOT_SCRIPT = ROOT / "scripts" / "screenshot_report.py"
 
 
-def merge_runs(window_file, start_s, end_s, unit, probability) -> dict:
+def merge_runs(window_file, start_s, end_s, unit, probability) -> Occurrences:
     """Occurrences: runs of consecutive windows of one unit in one file, merged."""
     rows = {k: [] for k in ("file", "start_s", "end_s", "unit", "confidence", "n_windows")}
     i = 0
@@ -48,8 +51,7 @@ def merge_runs(window_file, start_s, end_s, unit, probability) -> dict:
                                ("n_windows", j - i + 1)):
                 rows[key].append(value)
         i = j + 1
-    types = {"file": int, "unit": int, "n_windows": int}
-    return {k: np.asarray(v, dtype=types.get(k, float)) for k, v in rows.items()}
+    return Occurrences(**rows)
 
 
 def build_result(paths, *, n_units=6, seed=0, config=None) -> DiscoveryResult:
@@ -87,8 +89,10 @@ def build_result(paths, *, n_units=6, seed=0, config=None) -> DiscoveryResult:
         unit[sound], probability[sound] = labels, np.where(labels >= 0, confidence, 0)
     files, starts, ends = np.concatenate(files), np.concatenate(starts), np.concatenate(ends)
     return DiscoveryResult(
-        recordings=recordings, window_file=files, window_start_s=starts, window_end_s=ends,
-        embedding=embedding, silence=silence, unit=unit, probability=probability,
+        recordings=recordings,
+        windows=WindowTable(files=[str(p) for p in paths], file=files, start_s=starts,
+                            end_s=ends, embedding=embedding, silence=silence),
+        unit=unit, probability=probability,
         occurrences=merge_runs(files, starts, ends, unit, probability),
         scores={"nmi": 0.412, "v_measure": 0.412, "homogeneity": 0.45, "completeness": 0.38,
                 "purity": 0.51, "coverage": 0.87,
@@ -127,7 +131,7 @@ def test_units_csv_has_one_row_per_occurrence(result, tmp_path):
         header = next(reader)
         rows = list(reader)
     assert header == ["file", "start_s", "end_s", "unit", "confidence"]
-    assert len(rows) == len(result.occurrences["unit"]) > 0
+    assert len(rows) == len(result.occurrences) > 0
     paths = {r.path for r in result.recordings}
     for file, start, end, unit, confidence in rows:
         assert file in paths
@@ -144,13 +148,13 @@ def test_raven_table_parses_back(result, tmp_path):
     assert lines[0].split("\t") == ["Selection", "View", "Channel", "Begin Time (s)",
                                     "End Time (s)", "Low Freq (Hz)", "High Freq (Hz)",
                                     "Annotation", "Confidence"]
-    mine = result.occurrences["file"] == 1
+    mine = result.occurrences.file == 1
     assert len(lines) - 1 == mine.sum() > 0
     rows = [line.split("\t") for line in lines[1:]]
     assert [int(r[0]) for r in rows] == list(range(1, len(rows) + 1))
     assert {r[1] for r in rows} == {"Spectrogram 1"} and {r[2] for r in rows} == {"1"}
     np.testing.assert_allclose([float(r[3]) for r in rows],
-                               np.sort(result.occurrences["start_s"][mine]), atol=1e-6)
+                               np.sort(result.occurrences.start_s[mine]), atol=1e-6)
     # The model's band, not the file's: 32 kHz song analysed at 16 kHz, 0 to 8 kHz.
     assert {(float(r[5]), float(r[6])) for r in rows} == {(0.0, 8000.0)}
     assert all(re.fullmatch(r"unit \d+", r[7]) for r in rows)
@@ -164,14 +168,14 @@ def test_raven_table_reads_back_with_crowsetta(result, tmp_path):
     write_raven_table(path, result, 1)
     # The reader's defaults: no annotation column named.
     boxes = crowsetta.formats.bbox.Raven.from_file(path).to_bbox()
-    mine = result.occurrences["file"] == 1
-    order = np.argsort(result.occurrences["start_s"][mine], kind="stable")
+    mine = result.occurrences.file == 1
+    order = np.argsort(result.occurrences.start_s[mine], kind="stable")
     np.testing.assert_allclose([b.onset for b in boxes],
-                               result.occurrences["start_s"][mine][order], atol=1e-6)
+                               result.occurrences.start_s[mine][order], atol=1e-6)
     np.testing.assert_allclose([b.offset for b in boxes],
-                               result.occurrences["end_s"][mine][order], atol=1e-6)
+                               result.occurrences.end_s[mine][order], atol=1e-6)
     assert [b.label for b in boxes] == [f"unit {u}"
-                                        for u in result.occurrences["unit"][mine][order]]
+                                        for u in result.occurrences.unit[mine][order]]
     assert {(b.low_freq, b.high_freq) for b in boxes} == {(0.0, 8000.0)}
     annotation = crowsetta.Transcriber(format="raven").from_file(path).to_annot()
     assert len(annotation.bboxes) == len(boxes)
@@ -207,12 +211,12 @@ def test_audacity_labels_parse_back(result, tmp_path):
     path = tmp_path / "labels.txt"
     write_audacity_labels(path, result, 0)
     rows = [line.split("\t") for line in path.read_text().splitlines()]
-    mine = result.occurrences["file"] == 0
+    mine = result.occurrences.file == 0
     assert len(rows) == mine.sum() > 0
-    order = np.argsort(result.occurrences["start_s"][mine])
+    order = np.argsort(result.occurrences.start_s[mine])
     np.testing.assert_allclose([float(r[1]) for r in rows],
-                               result.occurrences["end_s"][mine][order], atol=1e-6)
-    assert [r[2] for r in rows] == [f"unit {u}" for u in result.occurrences["unit"][mine][order]]
+                               result.occurrences.end_s[mine][order], atol=1e-6)
+    assert [r[2] for r in rows] == [f"unit {u}" for u in result.occurrences.unit[mine][order]]
 
 
 def test_html_report_is_self_contained(result, report):
@@ -223,12 +227,12 @@ def test_html_report_is_self_contained(result, report):
     assert "<script" not in text and "<link" not in text
     assert "<audio" in text and "data:audio/wav;base64," in text
     assert "data:image/png;base64," in text
-    for unit in np.unique(result.occurrences["unit"]):
+    for unit in np.unique(result.occurrences.unit):
         assert f'id="unit-{unit}"' in text
     for heading in ("Summary", "Map of the windows", "Units", "Unit galleries", "Timelines",
                     "Scores against annotations", "Settings and versions", "Timings"):
         assert heading in text
-    assert "t-SNE" in text
+    assert "2-D UMAP" in text and "t-SNE" not in text
     assert "labelled frames scored: 1,234" in text and "<b>5.50 s</b>" in text
     assert report.stat().st_size < 3_000_000
     assert _leftovers(report.parent) == []
@@ -248,13 +252,85 @@ def test_html_audio_snippets_are_short_and_at_most_16_khz(report):
         assert rate <= 16000 and len(samples) / rate <= 2.0 + 1e-6
 
 
+def _circle(result: DiscoveryResult, n: int) -> UnitMap:
+    """A hand-made `UnitMap`: the first n non-silent windows on a circle, in order."""
+    index = np.flatnonzero(result.windows.silence < 0.5)[:n]
+    angle = np.linspace(0, 2 * np.pi, len(index), endpoint=False)
+    return UnitMap(index, np.stack([np.cos(angle), np.sin(angle)], axis=1),
+                   "A circle drawn by hand.")
+
+
+def test_html_map_is_the_runs_own_map(result, tmp_path, monkeypatch):
+    import discovery.outputs.report as report_module
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("fit_map was called although the result carries its map")
+
+    drawn = []
+    unit_map = report_module.plots.unit_map
+
+    def spy(xy, units, **kwargs):
+        drawn.append((np.array(xy), np.array(units)))
+        return unit_map(xy, units, **kwargs)
+
+    monkeypatch.setattr(report_module, "fit_map", refuse)
+    monkeypatch.setattr(report_module.plots, "unit_map", spy)
+    circle = _circle(result, 40)
+    path = tmp_path / "report.html"
+    write_html_report(path, dataclasses.replace(result, map=circle), max_examples=1,
+                      max_timelines=0)
+    (xy, units), = drawn
+    np.testing.assert_array_equal(xy, circle.xy)
+    np.testing.assert_array_equal(units, result.unit[circle.index])
+    text = path.read_text()
+    assert ("Each point is one window, among the windows the clustering was fitted on "
+            "(none silent). A circle drawn by hand.") in text
+    assert "t-SNE" not in text
+
+    # More points than the report draws: a seeded subsample of the stored map.
+    drawn.clear()
+    write_html_report(path, dataclasses.replace(result, map=circle), max_examples=1,
+                      max_timelines=0, max_map_points=10)
+    (xy, units), = drawn
+    assert xy.shape == (10, 2)
+    assert np.allclose(np.hypot(xy[:, 0], xy[:, 1]), 1)  # still on the circle
+    assert "The report draws 10 of its 40 points, at random (seed 0)." in path.read_text()
+
+
+def test_html_fits_a_map_when_the_result_has_none(report):
+    text = report.read_text()
+    caption = re.search(r"Each point is one window[^<]*", text).group(0)
+    assert ("the windows that are not silent (the run stored no map of its own, so the "
+            "report fitted this one)") in caption
+    assert ("A 2-D UMAP of the embeddings of all " in caption
+            and "with the clustering&#x27;s settings (min_dist 0, 15 neighbours, seed 0): "
+                "the same windows and neighbourhoods the units were found in; as with any "
+                "UMAP, distances between groups and their sizes are not meaningful."
+            in caption)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"index": np.array([0, 1, 10 ** 9])}, r"`map`: expected `index` to hold window "
+                                           r"indices, integers in \[0, \d+\], received int64"),
+    ({"index": np.array([0.0, 1.0, 2.0])}, r"`map`: expected `index` .* received float64"),
+    ({"xy": np.zeros((3, 3))}, r"`map`: expected `xy` of shape \(3, 2\)"),
+    ({"xy": np.full((3, 2), np.nan)}, r"`map`: expected `xy` of shape \(3, 2\), finite"),
+])
+def test_html_refuses_a_map_that_does_not_fit(result, tmp_path, change, message):
+    broken = UnitMap(**{"index": np.array([0, 1, 2]), "xy": np.zeros((3, 2)),
+                        "method": "", **change})
+    with pytest.raises(ParameterError, match=message):
+        write_html_report(tmp_path / "report.html", dataclasses.replace(result, map=broken))
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_html_escapes_file_names(result, tmp_path):
     odd = tmp_path / "a<b>&c.wav"
     shutil.copy(result.recordings[0].path, odd)
-    recordings = [RecordingInfo(**{**vars(r), "path": str(odd) if i == 0 else r.path})
+    recordings = [dataclasses.replace(r, path=str(odd) if i == 0 else r.path)
                   for i, r in enumerate(result.recordings)]
     path = tmp_path / "report.html"
-    write_html_report(path, DiscoveryResult(**{**vars(result), "recordings": recordings}),
+    write_html_report(path, dataclasses.replace(result, recordings=recordings),
                       title="<units> & more", max_examples=1, max_map_points=50,
                       max_timelines=1)
     text = path.read_text()
@@ -263,24 +339,26 @@ def test_html_escapes_file_names(result, tmp_path):
 
 
 def test_html_with_no_units(result, tmp_path):
-    empty = {k: v[:0] for k, v in result.occurrences.items()}
-    # A 60-dimensional embedding also takes the PCA-before-t-SNE path.
-    wide = np.hstack([result.embedding ** p for p in (1, 2, 3)] + [result.embedding[:, :12]])
-    wide = wide.tolist()  # lists are accepted too
-    nothing = DiscoveryResult(**{**vars(result), "unit": np.full(len(result.unit), -1),
-                                 "occurrences": empty, "scores": None, "embedding": wide})
+    empty = Occurrences(**{k: v[:0] for k, v in vars(result.occurrences).items()})
+    # A 60-dimensional embedding, mapped with the run's own reduction (PCA here).
+    embedding = result.windows.embedding
+    wide = np.hstack([embedding ** p for p in (1, 2, 3)] + [embedding[:, :12]])
+    nothing = dataclasses.replace(
+        result, unit=np.full(len(result.unit), -1), occurrences=empty, scores=None,
+        windows=dataclasses.replace(result.windows, embedding=wide),
+        settings={**result.settings, "run": {"reduction": "pca"}})
     path = tmp_path / "report.html"
     write_html_report(path, nothing, max_map_points=50, max_timelines=1)
     text = path.read_text()
     assert "No units were found" in text and "<audio" not in text
-    assert "PCA from 60 to" in text
+    assert "A 2-D PCA of the embeddings of 50 of" in text
     write_units_csv(tmp_path / "units.csv", nothing)
     assert (tmp_path / "units.csv").read_text() == "file,start_s,end_s,unit,confidence\n"
     assert _leftovers(tmp_path) == []
 
 
 def test_html_with_many_recordings_caps_timelines(result, tmp_path):
-    many = DiscoveryResult(**{**vars(result), "recordings": result.recordings * 13})
+    many = dataclasses.replace(result, recordings=result.recordings * 13)
     path = tmp_path / "report.html"
     write_html_report(path, many, max_examples=1, max_map_points=50, max_timelines=3)
     text = path.read_text()
@@ -289,16 +367,15 @@ def test_html_with_many_recordings_caps_timelines(result, tmp_path):
 
 
 def test_inconsistent_result_is_rejected(result, tmp_path):
-    broken = DiscoveryResult(**{**vars(result), "silence": result.silence[:-1]})
+    # A result checks itself when made; the report checks its limits and the map.
     with pytest.raises(ParameterError, match="silence"):
-        write_html_report(tmp_path / "report.html", broken)
+        dataclasses.replace(result.windows, silence=result.windows.silence[:-1])
     with pytest.raises(ParameterError, match="max_examples"):
         write_html_report(tmp_path / "report.html", result, max_examples=-1)
     with pytest.raises(ParameterError, match="silence_threshold"):
         write_html_report(tmp_path / "report.html", result, silence_threshold=2)
-    with pytest.raises(ParameterError, match="occurrences"):
-        write_units_csv(tmp_path / "units.csv",
-                        DiscoveryResult(**{**vars(result), "occurrences": {"file": []}}))
+    with pytest.raises(ParameterError, match="seed"):
+        write_html_report(tmp_path / "report.html", result, seed=2**32)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -372,28 +449,34 @@ def test_features_read_on_demand_zero_digital_silence(tmp_path, digit_clip):
     assert not shown[12:30].any()  # inside the gap, 0.3-0.55 s
 
 
-def test_report_reads_bounded_spans_once_per_card(tmp_path, monkeypatch, annotated_recording):
+def test_report_reads_bounded_spans_with_the_audio_reader(tmp_path, monkeypatch,
+                                                          annotated_recording):
     """Memory does not grow with the audio: the report keeps no features and reads from
-    each file only the spans it draws, one per gallery card."""
+    each file only the spans it draws, with `audio.read_span`: per gallery card, the
+    image's frames at the feature rate and the snippet at the file's own rate."""
     import discovery.outputs.report as report_module
+    from discovery.frontend import audio
 
     long_result = build_result([annotated_recording], n_units=4)
     for recording in long_result.recordings:
         assert not any(isinstance(v, np.ndarray) for v in vars(recording).values())
     reads = []
-    read_span = report_module._read_span
+    read_span = audio.read_span
 
-    def counting(path, start_s, end_s, **kwargs):
-        reads.append(end_s - start_s)
-        return read_span(path, start_s, end_s, **kwargs)
+    def counting(path, **kwargs):
+        reads.append((kwargs["end_s"] - kwargs["start_s"], kwargs.get("sample_rate")))
+        return read_span(path, **kwargs)
 
-    monkeypatch.setattr(report_module, "_read_span", counting)
+    monkeypatch.setattr(audio, "read_span", counting)
     path = tmp_path / "report.html"
     write_html_report(path, long_result, max_examples=2, max_map_points=50,
                       timeline_seconds=10.0)
     n_cards = path.read_text().count('<div class="card"')
-    assert len(reads) == n_cards + 1  # one per card and one for the timeline
-    assert reads[-1] < 10.2 and max(reads) < report_module.GALLERY_MAX_IMAGE_S + 0.3
+    assert n_cards > 0 and len(reads) == 2 * n_cards + 1  # two per card, one for the timeline
+    rate = long_result.recordings[0].feature_config.sample_rate
+    assert [r for _, r in reads] == [rate, None] * n_cards + [rate]
+    longest = max(seconds for seconds, _ in reads)
+    assert reads[-1][0] < 10.1 and longest < report_module.GALLERY_MAX_IMAGE_S + 0.1
 
 
 def test_html_notes_digitally_silent_recordings(result, tmp_path):
@@ -433,8 +516,9 @@ def test_plot_functions_return_their_axes(result, digit_clip):
 
     figure, axes = plots.new_figure(6, 6, nrows=5)
     values = features.extract(digit_clip, FeatureConfig()).values
-    assert plots.unit_map(result.embedding[:, :2], result.unit, ax=axes[0]) is axes[0]
-    assert plots.density_map(result.embedding[:, :2], ax=axes[1]) is axes[1]
+    xy = result.windows.embedding[:, :2]
+    assert plots.unit_map(xy, result.unit, ax=axes[0]) is axes[0]
+    assert plots.density_map(xy, ax=axes[1]) is axes[1]
     assert plots.spectrogram(values, frame_hop_s=0.01, ax=axes[2]) is axes[2]
     assert plots.unit_timeline([0.1], [0.3], [2], duration_s=1.0, ax=axes[3],
                                labels=([0.1], [0.2], ["a"])) is axes[3]

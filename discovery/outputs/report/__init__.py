@@ -3,9 +3,10 @@
 `write_html_report` writes one self-contained, offline HTML file: inline CSS, figures
 as base64 PNG and audio snippets as base64 WAV data URIs, no script and no external
 address, so it can be mailed or archived as it is. Sections, in order: summary,
-2-D map of the windows (t-SNE) with its density, unit table, per-unit galleries with
-playable snippets, timelines over each recording's features, silence per recording,
-scores against annotations, settings and timings.
+2-D map of the windows in the clustering's own space (the run's 2-D UMAP, see
+`units.maps`) with its density, unit table, per-unit galleries with playable
+snippets, timelines over each recording's features, silence per recording, scores
+against annotations, settings and timings.
 
 Limits that keep the file small (a few MB for the sample data): galleries show at
 most `max_examples` occurrences of at most `max_gallery_units` units; snippets last at
@@ -16,7 +17,8 @@ at most `max_map_points` windows. The page says so wherever one of these cuts.
 
 Memory does not grow with the audio: `RecordingInfo` holds no features, and the
 report reads from each file only the spans it draws (a gallery card's occurrence and
-snippet, a timeline's first seconds), recomputing their features with the recording's
+snippet, a timeline's first seconds) with `audio.read_span`, recomputing their
+features with the recording's
 own settings and reference level (`features.band_power`, `to_db`, `normalize`), so
 they equal the features the model saw. What it keeps is bounded by the limits above.
 
@@ -41,15 +43,15 @@ import soundfile
 import soxr
 
 from discovery import __version__
-from discovery.frontend import features
+from discovery.errors import AudioError, ParameterError
+from discovery.frontend import audio, features
 from discovery.outputs import plots
-from discovery.config import FeatureConfig, feature_count
-from discovery.errors import ParameterError
+from discovery.config import SILENCE_THRESHOLD, FeatureConfig, feature_count
 from discovery.files import write_text
-from discovery.result import DiscoveryResult, RecordingInfo, occurrence_rows, validated
+from discovery.result import DiscoveryResult, RecordingInfo
+from discovery.units.clustering import MAX_SEED, REDUCTIONS
+from discovery.units.maps import MIN_MAP_POINTS, UnitMap, fit_map
 
-# A window counts as silent when its P(silence) reaches this, unless told otherwise.
-DEFAULT_SILENCE_THRESHOLD = 0.5
 # Audio snippets are resampled down to this rate when the file's rate is higher.
 SNIPPET_MAX_RATE = 16000
 # Peak level of normalised snippets (-1 dBFS), so quiet recordings are audible.
@@ -62,9 +64,6 @@ TIMELINE_ROW_SECONDS = 20.0
 SNIPPET_FADE_S = 0.005
 # Gallery images show at most this many seconds of an occurrence: its start.
 GALLERY_MAX_IMAGE_S = 10.0
-# Audio read either side of frames whose features are recomputed, in seconds: the
-# resampler's filter settles within it, so the frames equal the whole file's.
-FEATURE_CONTEXT_S = 0.05
 
 
 # ---------------------------------------------------------------------------------
@@ -170,12 +169,12 @@ def _digital_silence_note(recordings: List[RecordingInfo], max_names: int = 20) 
 
 
 def _summary(result: DiscoveryResult, limits: _Limits) -> str:
-    silent = result.silence >= limits.silence_threshold
+    silent = result.windows.silence >= limits.silence_threshold
     noise = (result.unit < 0) & ~silent
+    occurrences = result.occurrences
     units_found = len(np.unique(np.concatenate([result.unit[result.unit >= 0],
-                                                result.occurrences["unit"]])))
-    unit_time = _covered_seconds(result.occurrences["file"], result.occurrences["start_s"],
-                                 result.occurrences["end_s"])
+                                                occurrences.unit])))
+    unit_time = _covered_seconds(occurrences.file, occurrences.start_s, occurrences.end_s)
     total = float(sum(r.duration_s for r in result.recordings))
     n = max(len(silent), 1)
     tiles = [
@@ -183,7 +182,7 @@ def _summary(result: DiscoveryResult, limits: _Limits) -> str:
         ("total duration", _format_duration(total)),
         ("windows", f"{len(silent):,}"),
         ("units found", f"{units_found:,}"),
-        ("unit occurrences", f"{len(result.occurrences['unit']):,}"),
+        ("unit occurrences", f"{len(occurrences):,}"),
         ("silent windows", _percent(silent.sum() / n) if len(silent) else "–"),
         ("noise windows (no unit)", _percent(noise.sum() / n) if len(silent) else "–"),
         ("time inside units", _percent(unit_time / total) if total > 0 else "–"),
@@ -205,67 +204,81 @@ def _summary(result: DiscoveryResult, limits: _Limits) -> str:
 
 # -- map --------------------------------------------------------------------------
 
-def _map_coordinates(result: DiscoveryResult, limits: _Limits):
-    """2-D map of a seeded subsample of the non-silent windows.
+def _run_map(result: DiscoveryResult, limits: _Limits) -> Optional[UnitMap]:
+    """The run's own map (`result.map`), or one fitted here on the non-silent windows.
 
     Returns:
-        (index of the mapped windows, (k, 2) coordinates, description of the method),
-        or None when fewer than 5 windows are not silent.
-    """
-    from sklearn.decomposition import PCA  # imported here: only the report needs them
-    from sklearn.manifold import TSNE
+        The map, or None when no map is stored and fewer than 5 windows are not silent.
 
-    candidates = np.flatnonzero(result.silence < limits.silence_threshold)
-    if len(candidates) < 5:
+    Raises:
+        ParameterError: the stored map does not fit the window table.
+    """
+    if result.map is not None:
+        return _checked_map(result.map, len(result.unit))
+    rows = np.flatnonzero(result.windows.silence < limits.silence_threshold)
+    if len(rows) < MIN_MAP_POINTS:
         return None
-    generator = np.random.default_rng(limits.seed)
-    if len(candidates) > limits.max_map_points:
-        candidates = np.sort(generator.choice(candidates, limits.max_map_points,
-                                              replace=False))
-    values = np.nan_to_num(result.embedding[candidates])
-    steps = []
-    if values.shape[1] > 50:
-        # t-SNE on > 50 dimensions is slow and no better: PCA first (van der Maaten 2008).
-        n_components = min(50, len(values))
-        values = PCA(n_components, random_state=limits.seed).fit_transform(values)
-        steps.append(f"PCA from {result.embedding.shape[1]} to {n_components} dimensions, "
-                     "then ")
-    if values.shape[1] == 2:
-        return candidates, values, "the 2-D embedding itself (no projection needed)"
-    # sklearn requires perplexity < number of points; 30 is its usual default.
-    perplexity = float(min(30.0, max(2.0, (len(values) - 1) / 3)))
-    tsne = TSNE(2, perplexity=perplexity, init="pca" if values.shape[1] >= 2 else "random",
-                random_state=limits.seed, learning_rate="auto")
-    xy = tsne.fit_transform(values)
-    steps.append(f"t-SNE (scikit-learn, perplexity {perplexity:.0f}, seed {limits.seed})")
-    return candidates, xy, "".join(steps)
+    # The run's own reduction, as the clusterer used it; UMAP where the settings lack it.
+    run = result.settings.get("run")
+    reduction = run.get("reduction") if isinstance(run, dict) else None
+    reduction = reduction if reduction in REDUCTIONS else "umap"
+    return fit_map(result.windows.embedding, rows=rows, reduction=reduction, seed=limits.seed,
+                   max_points=limits.max_map_points)
+
+
+def _checked_map(stored, n_windows: int) -> UnitMap:
+    """`stored` with its arrays as NumPy arrays, after checking them against the table."""
+    try:
+        index = np.asarray(stored.index).reshape(-1)
+        xy = np.asarray(stored.xy, dtype=np.float64)
+        method = str(stored.method)
+    except (AttributeError, TypeError, ValueError) as error:
+        raise ParameterError(f"Invalid value for `map`: expected a `UnitMap` (index, xy, "
+                             f"method), received {type(stored).__name__} ({error}).") from None
+    if len(index) and (index.dtype.kind not in "iu" or index.min() < 0
+                       or index.max() >= n_windows):
+        raise ParameterError(f"Invalid value for `map`: expected `index` to hold window "
+                             f"indices, integers in [0, {n_windows - 1}], received "
+                             f"{index.dtype} values in [{index.min()}, {index.max()}].")
+    if xy.shape != (len(index), 2) or not np.all(np.isfinite(xy)):
+        raise ParameterError(f"Invalid value for `map`: expected `xy` of shape "
+                             f"({len(index)}, 2), finite, received shape {xy.shape}.")
+    return UnitMap(index.astype(np.int64), xy, method)
 
 
 def _map_section(result: DiscoveryResult, limits: _Limits) -> str:
-    mapped = _map_coordinates(result, limits)
-    if mapped is None:
-        return _section("map", "Map of the windows",
-                        '<p class="note">Fewer than 5 windows are not silent: no map.</p>')
-    index, xy, method = mapped
-    n_candidates = int(np.sum(result.silence < limits.silence_threshold))
+    unit_map = _run_map(result, limits)
+    if unit_map is None or len(unit_map.index) == 0:
+        why = ("The run's map holds no windows" if unit_map is not None else
+               f"Fewer than {MIN_MAP_POINTS} windows are not silent")
+        return _section("map", "Map of the windows", f'<p class="note">{why}: no map.</p>')
+    n_mapped = len(unit_map.index)
+    if n_mapped > limits.max_map_points:
+        # A stored map may hold more points than the report draws.
+        generator = np.random.default_rng(limits.seed)
+        keep = np.sort(generator.choice(n_mapped, limits.max_map_points, replace=False))
+        unit_map = UnitMap(unit_map.index[keep], unit_map.xy[keep], unit_map.method)
     with plots.style():
         figure, (left, right) = plots.new_figure(12, 5.2, ncols=2)
-        plots.unit_map(xy, result.unit[index], ax=left)
+        plots.unit_map(unit_map.xy, result.unit[unit_map.index], ax=left)
         left.set_title("windows coloured by unit")
-        plots.density_map(xy, ax=right)
+        plots.density_map(unit_map.xy, ax=right)
         right.set_title("density of the same map")
         figure.tight_layout()
         # Sharper than the default 100 dpi for a figure that is mostly white: cheap.
         image = _png_uri(figure, dpi=140)
-    sample = (f"all {len(index):,}" if len(index) == n_candidates else
-              f"a random subsample (seed {limits.seed}) of {len(index):,} of the "
-              f"{n_candidates:,}")
-    caption = (f"Each point is one window: {sample} windows that are not silent. Method: "
-               f"{method} of the embeddings. Left: colour and number give the unit (as in "
-               f"every table and plot below); light grey are windows in no unit (noise). "
-               f"Right: where windows concentrate (smoothed 2-D histogram, darkest = densest). "
-               f"t-SNE keeps "
-               f"neighbours together but distorts distances between groups and their sizes.")
+    if result.map is not None:
+        windows = "the windows the clustering was fitted on (none silent)"
+    else:
+        windows = ("the windows that are not silent (the run stored no map of its own, so "
+                   "the report fitted this one)")
+    shown = ("" if n_mapped == len(unit_map.index) else
+             f"The report draws {len(unit_map.index):,} of its {n_mapped:,} points, at random "
+             f"(seed {limits.seed}). ")
+    caption = (f"Each point is one window, among {windows}. {unit_map.method} {shown}"
+               "Left: colour and number give the unit (as in every table and plot below); "
+               "light grey are windows in no unit (noise). Right: where windows "
+               "concentrate (smoothed 2-D histogram, darkest = densest).")
     body = (f'<figure><img src="{image}" alt="map of the windows coloured by unit" '
             f'class="wide"><figcaption>{_escape(caption)}</figcaption></figure>')
     return _section("map", "Map of the windows", body)
@@ -275,8 +288,8 @@ def _map_section(result: DiscoveryResult, limits: _Limits) -> str:
 
 def _unit_table(result: DiscoveryResult, colors: list) -> str:
     occurrences = result.occurrences
-    units, files, confidence = occurrences["unit"], occurrences["file"], occurrences["confidence"]
-    lengths = occurrences["end_s"] - occurrences["start_s"]
+    units, files, confidence = occurrences.unit, occurrences.file, occurrences.confidence
+    lengths = occurrences.end_s - occurrences.start_s
     window_units = result.unit
     totals = np.bincount(units, weights=lengths, minlength=result.n_units)
     widest = max(float(totals.max()) if len(totals) else 0.0, 1e-12)
@@ -308,49 +321,14 @@ def _unit_table(result: DiscoveryResult, colors: list) -> str:
 
 # -- galleries --------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class _Span:
-    """Part of a file: mono float32 samples at the file's own rate, from sample `first`."""
-
-    samples: np.ndarray
-    sample_rate: int
-    first: int
-
-    def cut(self, start_s: float, end_s: float) -> np.ndarray:
-        """The samples of [start_s, end_s) held in the span."""
-        low = max(0, int(round(start_s * self.sample_rate)) - self.first)
-        high = max(low, int(round(end_s * self.sample_rate)) - self.first)
-        return self.samples[low:high]
-
-
-def _read_span(path: str, start_s: float, end_s: float, *,
-               feature_rate: int) -> Optional[_Span]:
-    """Read [start_s, end_s) of an audio file, and nothing else of it.
-
-    Seeks and reads with soundfile, averages channels as `audio.stream` does, and
-    starts early, at the last instant up to `start_s` that falls on a sample of both
-    the file's rate and `feature_rate` (every 1 / gcd(rates) s), so the span resampled
-    to `feature_rate` lands on the same samples as the whole file resampled.
-
-    Returns:
-        The span (cut short at the end of the file), or None when libsndfile cannot
-        read the file: the report then shows no features and no audio for it.
-    """
+def _read(path: str, start_s: float, end_s: float, *,
+          sample_rate: Optional[int] = None) -> Optional[Tuple[np.ndarray, int]]:
+    """`audio.read_span` of [start_s, end_s), or None when the file cannot be read: the
+    report then shows no features and no audio for it."""
     try:
-        with soundfile.SoundFile(path) as handle:
-            rate = handle.samplerate
-            step = rate // math.gcd(rate, feature_rate)
-            first = max(0, int(math.floor(start_s * rate + 1e-6)) // step * step)
-            last = int(math.ceil(end_s * rate - 1e-6))
-            if 0 < handle.frames < 2 ** 62:
-                # Some mp3 headers carry no length; elsewhere stop at the end.
-                first, last = min(first, handle.frames), min(last, handle.frames)
-            handle.seek(first)
-            block = handle.read(max(0, last - first), dtype="float32", always_2d=True)
-    except (soundfile.LibsndfileError, RuntimeError, OSError):
+        return audio.read_span(path, start_s=start_s, end_s=end_s, sample_rate=sample_rate)
+    except AudioError:
         return None
-    mono = block.mean(axis=1, dtype=np.float32) if block.shape[1] > 1 else block[:, 0]
-    return _Span(np.ascontiguousarray(mono), rate, first)
 
 
 @functools.lru_cache(maxsize=8)
@@ -365,39 +343,36 @@ def _feature_frames(config: FeatureConfig, start_s: float, end_s: float) -> Tupl
     return first, max(first + 1, int(math.ceil(end_s / hop_s - 1e-6)))
 
 
-def _frames_reach(config: FeatureConfig, first: int, last: int) -> Tuple[float, float]:
-    """The seconds of audio frames [first, last) cover, with resampling context either side."""
-    frame_start_s = first * config.hop_length / config.sample_rate
-    frame_end_s = ((last - 1) * config.hop_length + config.frame_length) / config.sample_rate
-    return max(0.0, frame_start_s - FEATURE_CONTEXT_S), frame_end_s + FEATURE_CONTEXT_S
+def _frame_samples(recording: RecordingInfo, first: int, last: int) -> Optional[np.ndarray]:
+    """The samples of frames [first, last) at the feature rate, read from the file
+    (fewer at its end), or None when it cannot be read."""
+    config = recording.feature_config
+    start_s = first * config.hop_length / config.sample_rate
+    end_s = ((last - 1) * config.hop_length + config.frame_length) / config.sample_rate
+    span = _read(recording.path, start_s, end_s, sample_rate=config.sample_rate)
+    return None if span is None else span[0]
 
 
-def _span_features(span: Optional[_Span], recording: RecordingInfo, first: int,
+def _span_features(samples: Optional[np.ndarray], recording: RecordingInfo, first: int,
                    last: int) -> np.ndarray:
-    """Normalised features of frames [first, last) of a recording, from a span of it.
+    """Normalised features of frames [first, last) of a recording, from their samples.
 
-    The span must reach `_frames_reach` of those frames; inside the file they equal
-    the rows of the whole file's features (`features.extract`) up to float error,
-    since they are normalised with the recording's own reference level.
+    `samples` are `_frame_samples` of those frames: they equal the whole file's, so
+    the features equal the rows of `features.extract` up to float error, normalised
+    with the recording's own reference level.
 
     Returns:
         (n, n_features) float32 in [0, 1], n <= last - first (fewer at the end of the
-        file); none when `span` is None.
+        file); none when `samples` is None.
     """
     config = recording.feature_config
     n_features = feature_count(config)
-    if span is None or recording.digital_silence:
+    if samples is None or recording.digital_silence:
         # A digitally silent file is all 0, as its features are: nothing to frame.
-        n = 0 if span is None else max(0, last - first)
+        n = 0 if samples is None else max(0, last - first)
         return np.zeros((n, n_features), dtype=np.float32)
-    samples = span.samples
-    if span.sample_rate != config.sample_rate:
-        samples = soxr.resample(samples, span.sample_rate, config.sample_rate, quality="HQ")
-    # The span starts on both sample grids, so this index is exact.
-    span_start = span.first * config.sample_rate // span.sample_rate
-    samples = samples[max(0, first * config.hop_length - span_start):]
     if len(samples) < config.frame_length:
-        if first > 0 or span.first > 0:
+        if first > 0:
             return np.zeros((0, n_features), dtype=np.float32)
         # A file shorter than one frame has one zero-padded frame.
         samples = np.pad(samples, (0, config.frame_length - len(samples)))
@@ -414,11 +389,8 @@ def _span_features(span: Optional[_Span], recording: RecordingInfo, first: int,
 def _recording_features(recording: RecordingInfo, start_s: float,
                         end_s: float) -> np.ndarray:
     """Normalised features of the frames starting within [start_s, end_s), read on demand."""
-    config = recording.feature_config
-    first, last = _feature_frames(config, start_s, end_s)
-    low, high = _frames_reach(config, first, last)
-    span = _read_span(recording.path, low, high, feature_rate=config.sample_rate)
-    return _span_features(span, recording, first, last)
+    first, last = _feature_frames(recording.feature_config, start_s, end_s)
+    return _span_features(_frame_samples(recording, first, last), recording, first, last)
 
 
 def _snippet_wav(mono: np.ndarray, rate: int) -> Optional[bytes]:
@@ -455,7 +427,7 @@ def _example_image(values: np.ndarray, unit: int,
 
 def _gallery(result: DiscoveryResult, colors: list, limits: _Limits) -> str:
     occurrences = result.occurrences
-    units, confidence = occurrences["unit"], occurrences["confidence"]
+    units, confidence = occurrences.unit, occurrences.confidence
     present = np.unique(units)
     if not len(present):
         return _section("galleries", "Unit galleries", '<p class="note">No units were found.</p>')
@@ -487,22 +459,21 @@ def _gallery(result: DiscoveryResult, colors: list, limits: _Limits) -> str:
 
 def _card(result: DiscoveryResult, i: int, limits: _Limits) -> str:
     occurrences = result.occurrences
-    recording = result.recordings[int(occurrences["file"][i])]
+    recording = result.recordings[int(occurrences.file[i])]
     config = recording.feature_config
-    start, end = float(occurrences["start_s"][i]), float(occurrences["end_s"][i])
-    unit = int(occurrences["unit"][i])
-    # One read per card serves both the image (the occurrence's frames, its first
-    # GALLERY_MAX_IMAGE_S at most) and the snippet (padded, capped).
+    start, end = float(occurrences.start_s[i]), float(occurrences.end_s[i])
+    unit = int(occurrences.unit[i])
+    # Two bounded reads per card: the image's frames (the occurrence's first
+    # GALLERY_MAX_IMAGE_S at most) at the feature rate, the snippet (padded, capped) at
+    # the file's own rate.
     first, last = _feature_frames(config, start, min(end, start + GALLERY_MAX_IMAGE_S))
-    frames_low, frames_high = _frames_reach(config, first, last)
+    shown = min(end - start, GALLERY_MAX_IMAGE_S)
+    image = _example_image(_span_features(_frame_samples(recording, first, last), recording,
+                                          first, last), unit, shown)
     snippet_low = max(0.0, start - limits.snippet_padding_s)
     snippet_high = min(end + limits.snippet_padding_s, snippet_low + limits.max_snippet_s)
-    span = _read_span(recording.path, min(frames_low, snippet_low),
-                      max(frames_high, snippet_high), feature_rate=config.sample_rate)
-    shown = min(end - start, GALLERY_MAX_IMAGE_S)
-    image = _example_image(_span_features(span, recording, first, last), unit, shown)
-    wav = None if span is None else _snippet_wav(span.cut(snippet_low, snippet_high),
-                                                 span.sample_rate)
+    snippet = _read(recording.path, snippet_low, snippet_high)
+    wav = None if snippet is None else _snippet_wav(*snippet)
     parts = []
     width_px = 192
     if image:
@@ -517,7 +488,7 @@ def _card(result: DiscoveryResult, i: int, limits: _Limits) -> str:
         parts.append('<div class="muted">audio unavailable</div>')
     where = (f'<span class="name" title="{_escape(recording.path)}">'
              f'{_escape(_name(recording))}</span>{start:.2f}–{end:.2f} s · conf. '
-             f'{float(occurrences["confidence"][i]):.2f}')
+             f'{float(occurrences.confidence[i]):.2f}')
     return (f'<div class="card" style="width:{width_px}px">{"".join(parts)}'
             f'<div class="where">{where}</div></div>')
 
@@ -526,7 +497,7 @@ def _card(result: DiscoveryResult, i: int, limits: _Limits) -> str:
 
 def _timeline_image(result: DiscoveryResult, index: int, limits: _Limits) -> str:
     recording = result.recordings[index]
-    rows = list(occurrence_rows(result, index))
+    rows = list(result.occurrences.rows(index))
     annotation = recording.annotation
     labels = None if annotation is None else (annotation.start_s, annotation.end_s,
                                                annotation.labels)
@@ -573,10 +544,10 @@ def _timelines(result: DiscoveryResult, limits: _Limits) -> str:
 # -- silence, scores, footer ------------------------------------------------------
 
 def _recordings_table(result: DiscoveryResult, limits: _Limits, max_rows: int = 500) -> str:
-    files = result.window_file
-    silent = result.silence >= limits.silence_threshold
+    files = result.windows.file
+    silent = result.windows.silence >= limits.silence_threshold
     noise = (result.unit < 0) & ~silent
-    occurrence_files, occurrence_units = result.occurrences["file"], result.occurrences["unit"]
+    occurrence_files, occurrence_units = result.occurrences.file, result.occurrences.unit
     rows = []
     for index, recording in enumerate(result.recordings[:max_rows]):
         mine = files == index
@@ -718,7 +689,7 @@ def write_html_report(path, result: DiscoveryResult, *, title: str = "discovery 
                       max_snippet_s: float = 2.0, max_gallery_units: int = 40,
                       max_timelines: int = 20, timeline_seconds: float = 60.0,
                       max_map_points: int = 3000, seed: int = 0,
-                      silence_threshold: float = DEFAULT_SILENCE_THRESHOLD) -> None:
+                      silence_threshold: float = SILENCE_THRESHOLD) -> None:
     """Write one self-contained HTML report of `result` (offline; no external address).
 
     Args:
@@ -736,16 +707,19 @@ def write_html_report(path, result: DiscoveryResult, *, title: str = "discovery 
             Defaults to 20.
         timeline_seconds: float > 0. Seconds of each recording drawn in its timeline,
             from the start. Defaults to 60.
-        max_map_points: int >= 5. Windows in the t-SNE map, subsampled with `seed`.
-            Defaults to 3000.
-        seed: int. Seed of the map's subsample and of t-SNE. Defaults to 0.
+        max_map_points: int >= 5. Windows drawn in the map, subsampled with `seed`:
+            `result.map` (the run's own map) when it is set, else a map fitted here
+            with `units.maps.fit_map` on the non-silent windows. Defaults to 3000.
+        seed: int in [0, 2**32 - 1]. Seed of the map's subsample and of a map fitted
+            here. Defaults to 0.
         silence_threshold: float in [0, 1]. A window is silent when its P(silence) is at
-            least this; pass the run's own threshold. Defaults to 0.5.
+            least this; pass the run's own threshold. Defaults to
+            `discovery.config.SILENCE_THRESHOLD` (0.5).
 
     Raises:
-        ParameterError: a limit is out of range or `result` is inconsistent.
+        ParameterError: a limit is out of range, or `result.map` does not fit the
+            window table. (A `DiscoveryResult` checks itself when it is made.)
     """
-    result = validated(result)
     limits = _check_limits(_Limits(
         max_examples=max_examples, snippet_padding_s=snippet_padding_s,
         max_snippet_s=max_snippet_s, max_gallery_units=max_gallery_units,
@@ -767,12 +741,15 @@ def _check_limits(limits: _Limits) -> _Limits:
     Raises:
         ParameterError: naming the first field out of range.
     """
-    for name, low in (("max_examples", 0), ("max_gallery_units", 0), ("max_timelines", 0),
-                      ("max_map_points", 5), ("seed", 0)):
+    for name, low, high in (("max_examples", 0, None), ("max_gallery_units", 0, None),
+                            ("max_timelines", 0, None), ("max_map_points", MIN_MAP_POINTS, None),
+                            ("seed", 0, MAX_SEED)):
         value = getattr(limits, name)
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-            raise ParameterError(f"Invalid value for `{name}`: expected an integer >= {low}, "
-                                 f"received {value!r}.")
+        if (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low
+                or (high is not None and value > high)):
+            expected = f">= {low}" if high is None else f"in [{low}, {high}]"
+            raise ParameterError(f"Invalid value for `{name}`: expected an integer "
+                                 f"{expected}, received {value!r}.")
     for name, low, high, strict in (("snippet_padding_s", 0, math.inf, False),
                                     ("max_snippet_s", 0, math.inf, True),
                                     ("timeline_seconds", 0, math.inf, True),
