@@ -19,6 +19,9 @@ from discovery import files
 from discovery.cli import main
 from discovery.errors import ParameterError
 
+# Each case runs a real command end to end.
+pytestmark = pytest.mark.slow
+
 DATA = Path(__file__).resolve().parent.parent / "data"
 
 

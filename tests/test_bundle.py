@@ -131,6 +131,7 @@ def test_cli_reports_a_broken_bundle_on_one_line(copy, capsys):
     assert error.count("\n") == 1 and "model.keras: not a readable Keras model" in error
 
 
+@pytest.mark.slow
 def test_plain_keras_load_without_discovery_says_how(saved):
     script = ("import sys, keras\n"
               "try:\n"

@@ -92,6 +92,7 @@ def test_no_command_prints_help_and_exits_2(capsys):
     assert "features" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_terminal_output_is_discovery_s_own(tmp_path):
     """No TensorFlow or absl lines; progress and logs on stderr, stdout left clean."""
     from pathlib import Path

@@ -10,6 +10,9 @@ import pytest
 from discovery.cli import main
 from discovery.config import SILENCE_THRESHOLD, ClusterConfig
 
+# End-to-end runs of the main job on real recordings.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):

@@ -6,6 +6,9 @@ from discovery.frontend import audio
 from discovery import bundle
 from discovery.evaluate import silence_scores
 
+# The shipped models on the whole shared data set.
+pytestmark = pytest.mark.slow
+
 
 @pytest.mark.parametrize("name, folder, floor", [
     ("default", "recordings", 0.95),   # measured 0.981 (docs/models.md)

@@ -13,6 +13,10 @@ from scipy.optimize import linear_sum_assignment
 from sklearn.metrics import confusion_matrix
 
 from discovery.cli import main
+import pytest
+
+# The whole quick-start job, compared with a stored run.
+pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parent.parent
 STORED = ROOT / "tests" / "data" / "stored_run"

@@ -16,6 +16,9 @@ from discovery.errors import ParameterError
 from discovery.nn import get_preset
 from discovery.frontend.recording import analyse
 
+# Trains models end to end (tiny preset, several epochs).
+pytestmark = pytest.mark.slow
+
 TINY = get_preset("tiny")
 DATA = Path(__file__).resolve().parent.parent / "data"
 

@@ -171,6 +171,7 @@ def test_pair_distances_check_prefix_frames(rng):
         evaluate.pair_distances(sequences, np.array([[0, 1]]), prefix_frames=-1)
 
 
+@pytest.mark.slow
 def test_pairs_command_writes_json_and_png(tmp_path):
     """End to end on the sample clips, labelled by speaker: 3 + 3 + 1 + 1 = 8 duplicate
     pairs exist (george and jackson have three digits each, lucas and nicolas two)."""
@@ -222,6 +223,7 @@ def test_pairs_command_on_one_take_per_digit_fails_in_one_line(tmp_path, capsys)
     assert not (tmp_path / "p").exists()
 
 
+@pytest.mark.slow
 def test_pairs_command_prints_every_mode_headline_first(tmp_path, capsys):
     from discovery.cli import main
 
@@ -234,6 +236,7 @@ def test_pairs_command_prints_every_mode_headline_first(tmp_path, capsys):
     assert lines[4].split()[:2] == ["latent", "normalized"]
 
 
+@pytest.mark.slow
 def test_silence_scores_need_an_annotation_and_score_each_recording():
     from discovery import bundle
 

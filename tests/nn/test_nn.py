@@ -143,6 +143,7 @@ def test_vae_accepts_windows_without_channel_axis(batch):
     np.testing.assert_allclose(vae(batch[0][..., 0])["z_mean"], vae(batch[0])["z_mean"])
 
 
+@pytest.mark.slow
 def test_save_and_load_give_identical_outputs(tmp_path, batch):
     windows, targets = batch
     vae = tiny_vae(beta=0.1)
@@ -158,6 +159,7 @@ def test_save_and_load_give_identical_outputs(tmp_path, batch):
     assert float(loaded.beta.numpy()) == pytest.approx(0.1)
 
 
+@pytest.mark.slow
 def test_fit_lowers_the_loss_on_a_fixed_batch(batch):
     windows, targets = batch
     vae = tiny_vae()
@@ -167,6 +169,7 @@ def test_fit_lowers_the_loss_on_a_fixed_batch(batch):
     assert after < 0.9 * before
 
 
+@pytest.mark.slow
 def test_fit_logs_every_term_and_its_validation_variant(batch):
     windows, targets = batch
     history = tiny_vae().fit(windows, targets, batch_size=8, epochs=1, verbose=0,
@@ -201,12 +204,14 @@ def test_sample_weights_give_a_weighted_mean(batch):
         assert half[name] == pytest.approx(first_half[name], rel=1e-5)
 
 
+@pytest.mark.slow
 def test_windows_alone_train_without_the_silence_term(batch):
     vae = tiny_vae()
     logs = vae.fit(batch[0], batch_size=8, epochs=1, verbose=0).history
     assert logs["silence_loss"] == [0.0]
 
 
+@pytest.mark.slow
 def test_beta_warmup_raises_beta_linearly_per_epoch(batch):
     vae = tiny_vae()
     seen = []
@@ -225,6 +230,7 @@ def test_beta_warmup_rejects_invalid_values():
         BetaWarmup(beta=1.0, warmup_epochs=1.5)
 
 
+@pytest.mark.slow
 def test_silence_head_learns_tone_versus_silence():
     train_windows, train_targets = tone_and_silence(128, seed=2)
     test_windows, test_targets = tone_and_silence(64, seed=3)

@@ -219,6 +219,7 @@ def test_audacity_labels_parse_back(result, tmp_path):
     assert [r[2] for r in rows] == [f"unit {u}" for u in result.occurrences.unit[mine][order]]
 
 
+@pytest.mark.slow
 def test_html_report_is_self_contained(result, report):
     text = report.read_text()
     assert text.startswith("<!DOCTYPE html>")

@@ -160,6 +160,7 @@ def test_silence_is_left_out(blobs, rng, method):
         assert not np.any((occurrences.start_s <= s) & (s < occurrences.end_s))
 
 
+@pytest.mark.slow
 def test_subsample_fit_places_the_rest(rng):
     x, y = make_blobs(n_samples=3000, n_features=DIMS, centers=N_UNITS, cluster_std=STD,
                       random_state=3)
