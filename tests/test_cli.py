@@ -45,6 +45,7 @@ def test_feature_options_override_the_preset(tmp_path, digit_clip):
         assert '"fmax": 3000.0' in str(arrays["config"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("make,expected", [
     (lambda d: d / "missing.wav", "missing.wav: no such file"),
     (lambda d: (d / "empty.wav").touch() or d / "empty.wav", "empty.wav: the file is empty"),
@@ -60,6 +61,7 @@ def test_bad_input_gives_one_line_and_exit_2(tmp_path, make, expected):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_bad_setting_gives_one_line_and_exit_2(tmp_path, digit_clip):
     result = _run("features", digit_clip, "--out", tmp_path, "--window-seconds", "-1")
     assert result.returncode == 2

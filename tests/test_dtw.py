@@ -224,6 +224,7 @@ def _every_pair(xs, ys, **options):
     return result.reshape(len(xs), len(ys))
 
 
+@pytest.mark.slow
 def test_pairwise_equals_looping_dtw_distance(rng):
     xs = _sequences(rng, [5, 40, 1, 33], 6)
     ys = _sequences(rng, [3, 40], 6)

@@ -21,6 +21,7 @@ def test_shipped_model_loads_with_its_settings(default):
     assert not hasattr(default.model, "pipeline_config")
 
 
+@pytest.mark.slow
 def test_bundle_embed_gives_one_table(default, digit_clip, annotated_recording, tmp_path):
     table, recordings, failures = default.embed(
         [digit_clip, annotated_recording, tmp_path / "missing.wav"], progress=False)
@@ -55,6 +56,7 @@ def test_window_table_is_checked_when_made():
             embed.WindowTable(**{**good, **change})
 
 
+@pytest.mark.slow
 def test_embed_command_writes_one_row_per_window(tmp_path, digit_clip, annotated_recording):
     assert main(["embed", str(digit_clip), str(annotated_recording), "--out",
                  str(tmp_path), "--quiet"]) == 0
@@ -70,6 +72,7 @@ def test_embed_command_writes_one_row_per_window(tmp_path, digit_clip, annotated
         assert arrays["end_s"][recording].max() <= 84.95 + 1e-6
 
 
+@pytest.mark.slow
 def test_silence_probability_follows_the_annotation(default, annotated_recording):
     from discovery.frontend.annotations import find_annotation
 

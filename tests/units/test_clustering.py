@@ -179,6 +179,7 @@ def test_predict_before_fit():
         UnitClusterer().place(np.zeros((20, 4)))
 
 
+@pytest.mark.slow
 def test_sklearn_contract(blobs):
     x, _, _ = blobs
     clusterer = UnitClusterer(method="kmeans", n_clusters=3, random_state=5)
@@ -346,6 +347,7 @@ def _assert_recovers(truth, labels):
     assert completeness_score(truth[unit], labels[unit]) > 0.7
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["hdbscan", "kmeans"])
 def test_umap_reduction_recovers_blobs_and_places_new_points(blobs, rng, method,
                                                              monkeypatch):
