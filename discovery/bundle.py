@@ -213,22 +213,13 @@ def config_json(config: PipelineConfig) -> str:
     return json.dumps(values, indent=2, sort_keys=True)
 
 
-def make_writable_folder(directory) -> Path:
-    """Create `directory` if needed and check that files can be written into it.
-
-    Raises:
-        ParameterError: it is a file, or cannot be created or written (read-only).
-    """
-    return check_output_location(directory, inputs=())
-
-
 def save_bundle(model, config: PipelineConfig, directory, *, card: str) -> Path:
     """Write `model`, `config` and the model card into `directory`.
 
     Raises:
         ParameterError: `directory` cannot be written.
     """
-    directory = make_writable_folder(directory)
+    directory = check_output_location(directory, inputs=())
     write_text(directory / CONFIG_FILE, config_json(config))
     write_text(directory / CARD_FILE, card)
     with atomic_path(directory / MODEL_FILE) as temporary:
@@ -369,7 +360,7 @@ def export_keras(model, path) -> Path:
     if path.suffix != ".keras":
         raise ParameterError(f"Invalid value for `--out`: expected a path ending in "
                              f".keras, received {str(path)!r}.")
-    make_writable_folder(path.parent)
+    check_output_location(path.parent, inputs=())
     with atomic_path(path) as temporary:
         # Keras picks the format from the extension.
         keras_path = temporary.with_suffix(".keras")
@@ -434,7 +425,7 @@ def export_savedmodel(model, path, *, config: Optional[PipelineConfig] = None) -
             f"build the model's input), received {config!r}; use Bundle.export or pass "
             "config=.")
     path = Path(path)
-    make_writable_folder(path.parent)
+    check_output_location(path.parent, inputs=())
     frames, n_features = model.input_frames, model.input_features
 
     archive = keras.export.ExportArchive()

@@ -125,18 +125,16 @@ def _prepare_out_dir(out_dir, config: PipelineConfig, *, inputs: Sequence,
             and not `overwrite`; holds files `train` did not write and `overwrite`;
             holds an interrupted run with other settings; or cannot be written.
     """
-    out_dir = Path(out_dir)
-    check_output_location(out_dir, inputs)
-    if out_dir.is_dir():
-        if overwrite:
-            _clear(out_dir)
-        elif (out_dir / bundle.MODEL_FILE).exists():
-            raise ParameterError(
-                f"{out_dir}: holds a trained model bundle already; pass --overwrite "
-                "(overwrite=True) to replace it, or choose another folder.")
-        else:
-            _check_resume(out_dir, config)
-    bundle.make_writable_folder(out_dir)
+    # Creates the folder and checks it can be written: it exists from here on.
+    out_dir = check_output_location(out_dir, inputs)
+    if overwrite:
+        _clear(out_dir)
+    elif (out_dir / bundle.MODEL_FILE).exists():
+        raise ParameterError(
+            f"{out_dir}: holds a trained model bundle already; pass --overwrite "
+            "(overwrite=True) to replace it, or choose another folder.")
+    else:
+        _check_resume(out_dir, config)
     (out_dir / CHECKPOINTS).mkdir(exist_ok=True)
     if not (out_dir / CHECKPOINTS / "backup").is_dir():
         write_text(out_dir / CHECKPOINTS / RUN_CONFIG, config.to_json())

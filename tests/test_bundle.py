@@ -13,6 +13,7 @@ import pytest
 from discovery import bundle
 from discovery.cli import main
 from discovery.errors import ModelError, ParameterError
+from discovery.files import check_output_location
 from discovery.nn import build_vae, get_preset
 from discovery.nn.vae import LOAD_HINT
 
@@ -173,7 +174,7 @@ def test_read_only_output_is_one_line(saved, tmp_path, capsys):
     locked.chmod(0o555)
     try:
         with pytest.raises(ParameterError, match=r"locked: cannot write here"):
-            bundle.make_writable_folder(locked)
+            check_output_location(locked, inputs=())
         for form, name in (("keras", "m.keras"), ("savedmodel", "exported")):
             assert main(["export", str(saved), "--out", str(locked / name),
                          "--format", form]) == 2
