@@ -42,7 +42,7 @@ def _add_feature_options(parser: argparse.ArgumentParser) -> None:
 
 def _pipeline_config(args):
     from discovery.config import (FEATURE_PRESETS, ModelConfig, PipelineConfig,
-                                  SilenceConfig, TrainConfig, WindowConfig)
+                                  SegmentConfig, SilenceConfig, TrainConfig, WindowConfig)
     from discovery.errors import ParameterError
 
     if args.config is not None:
@@ -67,6 +67,7 @@ def _pipeline_config(args):
     return PipelineConfig(features=features, windows=windows,
                           model=config.model if config else ModelConfig(),
                           silence=config.silence if config else SilenceConfig(),
+                          segments=config.segments if config else SegmentConfig(),
                           training=config.training if config else TrainConfig())
 
 
@@ -152,13 +153,16 @@ def _run_run(args) -> int:
     from discovery.pipeline import run
 
     config = ClusterConfig(method=args.method, n_clusters=args.clusters,
-                           min_cluster_size=args.min_cluster_size, reduction=args.reduction)
+                           min_cluster_size=args.min_cluster_size, reduction=args.reduction,
+                           level=args.level, segment_features=args.segment_features)
     summary = run(args.inputs, args.out, bundle=args.model, config=config,
                   overwrite=args.overwrite, progress=not args.quiet,
                   command=_command_line())
     if not args.quiet:
+        grain = (f"{summary.n_segments} segments, " if summary.n_segments is not None
+                 else "")
         print(f"found {summary.n_units} units, {summary.n_occurrences} occurrences in "
-              f"{summary.n_recordings} recording(s) ({summary.n_windows} windows) in "
+              f"{summary.n_recordings} recording(s) ({grain}{summary.n_windows} windows) in "
               f"{summary.timings['total_s']:.1f} s; open {Path(args.out) / 'report.html'}",
               file=sys.stderr)
         if summary.scores:
@@ -259,8 +263,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser(
         "run", help="the main job: find the units in recordings and write a report",
-        description="Embed every window with a model bundle, cluster the embeddings into "
-                    "units, and write units.csv, embeddings.npz, report.html, Raven and "
+        description="Embed every window with a model bundle, cut the recordings into "
+                    "segments (sounds between silences: syllables, calls, words), "
+                    "cluster the segments (or the windows) into units, and write "
+                    "units.csv, embeddings.npz, segments.npz, report.html, Raven and "
                     "Audacity tables per recording, run.json, and scores.json where an "
                     "annotation (same name, .csv) sits beside a recording.")
     run.add_argument("inputs", nargs="+", metavar="INPUT")
@@ -269,13 +275,21 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--method", choices=("hdbscan", "kmeans"), default="hdbscan",
                      help="density-based discovery (finds the number of units) or "
                           "k-means (default: %(default)s)")
+    run.add_argument("--level", choices=("segments", "windows"), default="segments",
+                     help="a unit per segment (syllable, call, word) or per window, "
+                          "runs of windows merged (default: %(default)s)")
+    run.add_argument("--segment-features", choices=("image", "model"), default="image",
+                     help="segments only: each segment's spectrogram resized to the "
+                          "model's window (image) or the model's embedding of the "
+                          "windows at its centre (model) (default: %(default)s)")
     run.add_argument("--reduction", choices=("umap", "pca"), default="umap",
-                     help="reduction of the embeddings to 10 dimensions before "
-                          "clustering (default: %(default)s)")
+                     help="reduction before clustering: to 10 dimensions for windows, "
+                          "2 for segments (default: %(default)s)")
     run.add_argument("--clusters", type=int, metavar="K",
                      help="k for k-means (default: chosen by silhouette)")
     run.add_argument("--min-cluster-size", type=int, metavar="N",
-                     help="HDBSCAN's smallest unit, in windows")
+                     help="HDBSCAN's smallest unit, in windows or segments (default: "
+                          "from their number)")
     run.add_argument("--overwrite", action="store_true",
                      help="replace the outputs of an earlier `discovery run` in DIR (a "
                           "folder holding anything else is refused)")
@@ -312,6 +326,29 @@ def _quiet_libraries() -> None:
     os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "3")
 
 
+def _import_tensorflow_quietly() -> None:
+    """Import TensorFlow with the process's stderr closed for the import alone.
+
+    TensorFlow 2.21 writes its oneDNN notice (and absl's "before InitializeLog" line)
+    from C++ before it reads TF_CPP_MIN_LOG_LEVEL, so the variable cannot stop them.
+    A failed import raises as usual once stderr is back.
+    """
+    if "tensorflow" in sys.modules or os.environ.get("TF_CPP_MIN_LOG_LEVEL") != "3":
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            try:
+                import tensorflow  # noqa: F401
+            except ImportError:
+                pass  # the command's own import reports it, with stderr back
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def _show_warning(message, category, filename, lineno, file=None, line=None):
     # A warning for the user (a truncated file) is one line, like an error.
     print(f"discovery: warning: {message}", file=sys.stderr)
@@ -329,6 +366,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
+    _import_tensorflow_quietly()
     shown, warnings.showwarning = warnings.showwarning, _show_warning
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None

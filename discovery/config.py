@@ -5,11 +5,12 @@ Each stage of the pipeline reads one config:
     FeatureConfig  -> features.py   (spectrogram settings, in seconds and Hz)
     WindowConfig   -> windowing.py  (sliding windows over feature frames, in seconds)
     SilenceConfig  -> silence.py    (energy-based silence targets)
+    SegmentConfig  -> segments.py   (frame-level sound -> segments: syllables, words)
     ModelConfig    -> nn/           (layer sizes of the VAE)
     TrainConfig    -> training.py   (optimiser, loss weights, epochs)
     ClusterConfig  -> pipeline.py   (reduction and clustering of `discovery run`)
 
-`PipelineConfig` bundles the first five, the settings a model bundle saves;
+`PipelineConfig` bundles the first six, the settings a model bundle saves;
 `PipelineConfig.to_json()`/`from_json()` round-trip exactly, and an unknown key or a bad value raises `ParameterError` naming it. Every
 setting is checked for type (a bool is not a number; NaN and infinity are refused) and
 every size has an upper bound (the `MAX_*` constants), so a typo in a config file is an
@@ -64,6 +65,12 @@ SILENCE_THRESHOLD = 0.5
 # Clustering methods and the reductions before them (see `discovery.units`).
 CLUSTER_METHODS = ("hdbscan", "kmeans")
 REDUCTIONS = ("umap", "pca")
+# What `discovery run` gives a unit to: every window, or every segment (a contiguous
+# sound: syllable, call, word); and what a segment is described by before clustering.
+LEVELS = ("segments", "windows")
+SEGMENT_FEATURES = ("image", "model")
+# The longest segment setting, in seconds: far above any syllable or word.
+MAX_SEGMENT_SECONDS = 600.0
 
 
 def _fail(name: str, expected: str, value: Any) -> None:
@@ -258,6 +265,32 @@ class SilenceConfig(_Config):
 
 
 @dataclasses.dataclass(frozen=True)
+class SegmentConfig(_Config):
+    """Segments from the frame-level sound decision (see frontend/segments.py).
+
+    The sound decision is the silence settings' hysteresis detector, frame by frame:
+    a segment is a run of frames above the low threshold, cut at the energy minimum
+    between any two parts of it that rise above the high threshold (two syllables
+    joined by a soft gap are two segments). Then segments closer than
+    `merge_gap_seconds` are joined (a word's stop closure), those shorter than
+    `min_seconds` dropped, and those longer than `max_seconds` cut at their deepest
+    energy minimum until none is (a long call or a phrase does not swamp the units).
+    """
+
+    merge_gap_seconds: float = 0.1
+    min_seconds: float = 0.03
+    max_seconds: float = 1.0
+
+    def __post_init__(self):
+        _check_range("merge_gap_seconds", self.merge_gap_seconds, 0.0, MAX_SEGMENT_SECONDS)
+        _check_range("min_seconds", self.min_seconds, 0.0, MAX_SEGMENT_SECONDS)
+        _check_positive("max_seconds", self.max_seconds, MAX_SEGMENT_SECONDS)
+        if self.max_seconds < self.min_seconds:
+            _fail("max_seconds", f"a number >= min_seconds ({self.min_seconds:g})",
+                  self.max_seconds)
+
+
+@dataclasses.dataclass(frozen=True)
 class ModelConfig(_Config):
     """Layer sizes of the conv-BiLSTM VAE (see discovery/nn).
 
@@ -333,6 +366,7 @@ class PipelineConfig(_Config):
     features: FeatureConfig = dataclasses.field(default_factory=FeatureConfig)
     windows: WindowConfig = dataclasses.field(default_factory=WindowConfig)
     silence: SilenceConfig = dataclasses.field(default_factory=SilenceConfig)
+    segments: SegmentConfig = dataclasses.field(default_factory=SegmentConfig)
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     training: TrainConfig = dataclasses.field(default_factory=TrainConfig)
 
@@ -340,6 +374,7 @@ class PipelineConfig(_Config):
         "features": FeatureConfig,
         "windows": WindowConfig,
         "silence": SilenceConfig,
+        "segments": SegmentConfig,
         "model": ModelConfig,
         "training": TrainConfig,
     }
@@ -438,8 +473,20 @@ class ClusterConfig(_Config):
     # Windows at least this likely to be silence are left out.
     silence_threshold: float = SILENCE_THRESHOLD
     seed: int = 0
+    # "segments": one unit per segment (syllable, call, word), the default: it scores
+    # best on the shared speech and finch recordings (docs/benchmarks.md); "windows":
+    # one unit per window, runs merged into occurrences.
+    level: str = "segments"
+    # Segments only: "image", the segment's features resized to the model's window
+    # length (AVGN's and AVA's fixed-size spectrogram), or "model", the mean of the
+    # model's embeddings of the windows centred nearest the segment's centre.
+    segment_features: str = "image"
 
     def __post_init__(self):
+        if self.level not in LEVELS:
+            _fail("level", f"one of {LEVELS}", self.level)
+        if self.segment_features not in SEGMENT_FEATURES:
+            _fail("segment_features", f"one of {SEGMENT_FEATURES}", self.segment_features)
         if self.method not in CLUSTER_METHODS:
             _fail("method", f"one of {CLUSTER_METHODS}", self.method)
         if self.reduction not in REDUCTIONS:

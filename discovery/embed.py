@@ -222,7 +222,7 @@ def _seconds(path: Path) -> float:
         return 0.0  # reported as a failure when it is read
 
 
-def _each(paths: Sequence[Path], model, config: PipelineConfig, failures: list, *,
+def each_recording(paths: Sequence[Path], model, config: PipelineConfig, failures: list, *,
           progress: bool):
     """Yield each readable recording's `RecordingEmbedding`, listing the others in
     `failures`; progress is shown in seconds of audio, so one long file moves it too."""
@@ -257,11 +257,11 @@ def embed_paths(paths: Sequence[Path], *, model, config: PipelineConfig,
         `Embedded(windows, recordings, failures)`.
     """
     failures, infos, parts = [], [], []
-    for embedded in _each(paths, model, config, failures, progress=progress):
+    for embedded in each_recording(paths, model, config, failures, progress=progress):
         infos.append(embedded.info())
         windows = embedded.recording.windows
         parts.append((windows.start_s, windows.end_s, embedded.embedding, embedded.silence))
-    return Embedded(_stack([info.path for info in infos], parts, model.latent_dim), infos,
+    return Embedded(stack_windows([info.path for info in infos], parts, model.latent_dim), infos,
                     failures)
 
 
@@ -274,11 +274,11 @@ def embed_with_features(paths: Sequence[Path], *, model, config: PipelineConfig,
         (`RecordingEmbedding` per readable file, failures: list of `Failure`).
     """
     failures = []
-    embedded = list(_each(paths, model, config, failures, progress=progress))
+    embedded = list(each_recording(paths, model, config, failures, progress=progress))
     return embedded, failures
 
 
-def _stack(files: List[str], parts: Sequence[tuple], latent_dim: int) -> WindowTable:
+def stack_windows(files: List[str], parts: Sequence[tuple], latent_dim: int) -> WindowTable:
     """One table from per-recording (start_s, end_s, embedding, silence) parts."""
     if not parts:
         empty = np.zeros(0)

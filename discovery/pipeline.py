@@ -1,12 +1,17 @@
 """The jobs: recordings -> windows -> units -> outputs, in memory or into a folder.
 
     discover(inputs, bundle, cluster_config) -> DiscoveryResult     (nothing written)
+      level "windows":
       recordings --Bundle.embed--> WindowTable (file, times, z_mean, P(silence))
         --UnitClusterer--> unit per window (-1: silence or noise)
         --merge_units--> Occurrences;  --fit_map--> 2-D map of the clustered windows
-        --unit_scores--> scores, where annotations sit beside recordings
-    run(inputs, out)  = discover + units.csv, embeddings.npz, report.html, Raven and
-                        Audacity tables, run.json, scores.json           (`discovery run`)
+      level "segments" (the default):
+      recordings --segments.embed_segments--> WindowTable + SegmentTable (file, times,
+        description) --UnitClusterer--> unit per segment (-1: noise) = Occurrences;
+        each window takes the unit of the segment holding its centre
+      either --unit_scores--> scores, where annotations sit beside recordings
+    run(inputs, out)  = discover + units.csv, embeddings.npz (segments.npz), report.html,
+                        Raven and Audacity tables, run.json, scores.json (`discovery run`)
     write_features, write_embeddings, pairs: `discovery features`, `embed`, `pairs`
 
 `run` writes everything into a staging folder inside the output folder and moves it
@@ -36,6 +41,7 @@ from discovery.embed import RecordingInfo, WindowTable, embed_with_features
 from discovery.errors import AudioError, DiscoveryError, ParameterError
 from discovery.evaluate import (
     check_pair_settings,
+    interval_units,
     labels_from_names,
     siamese_evaluation,
     unit_scores,
@@ -51,9 +57,18 @@ from discovery.outputs.tables import (
     write_units_csv,
 )
 from discovery.result import DiscoveryResult
+from discovery.segments import SegmentTable, embed_segments
 from discovery.units.clustering import MIN_WINDOWS, UnitClusterer
 from discovery.units.maps import fit_map
-from discovery.units.occurrences import merge_units
+from discovery.units.occurrences import Occurrences, merge_units
+
+# HDBSCAN's smallest unit at the segment level, as a share of the segments (at least
+# MIN_SEGMENT_CLUSTER): chosen on the shared finch songs and speech recordings
+# (docs/benchmarks.md); a unit rarer than this is noise to HDBSCAN.
+SEGMENT_CLUSTER_SHARE = 0.03
+MIN_SEGMENT_CLUSTER = 5
+# Segments are clustered as AVGN does: a 2-D UMAP (min_dist 0), then HDBSCAN or k-means.
+SEGMENT_COMPONENTS = 2
 
 # The clustering settings' old name, kept for scripts that import it from here.
 RunConfig = ClusterConfig
@@ -71,6 +86,7 @@ class RunSummary:
     scores: Optional[dict]
     timings: dict
     failures: List[Failure]
+    n_segments: Optional[int] = None
 
 
 @dataclasses.dataclass
@@ -85,8 +101,8 @@ class PairsSummary:
 
 
 # What `run` writes into its folder; `--overwrite` replaces a folder of these alone.
-RUN_OUTPUTS = ("units.csv", "embeddings.npz", "report.html", "tables", "run.json",
-               "scores.json")
+RUN_OUTPUTS = ("units.csv", "embeddings.npz", "segments.npz", "report.html", "tables",
+               "run.json", "scores.json")
 RUN_MARKER = "run.json"
 
 
@@ -126,18 +142,25 @@ def _read_annotations(paths: Sequence[Path]) -> tuple:
 
 
 def _scores(recordings: Sequence[RecordingInfo], windows: WindowTable, units: np.ndarray,
-            *, silence_threshold: float, window_sound_fraction: float) -> Optional[dict]:
+            *, silence_threshold: float, window_sound_fraction: float,
+            segments: Optional[SegmentTable] = None,
+            segment_unit: Optional[np.ndarray] = None) -> Optional[dict]:
     items = []
     for index, recording in enumerate(recordings):
         if recording.annotation is None:
             continue
         rows = windows.rows(index)
-        items.append({"annotation": recording.annotation,
-                      "duration_s": recording.duration_s,
-                      "start_s": windows.start_s[rows], "end_s": windows.end_s[rows],
-                      "unit": units[rows],
-                      "silence": windows.silence[rows] >= silence_threshold,
-                      "valid_fraction": recording.window_valid_fraction})
+        item = {"annotation": recording.annotation,
+                "duration_s": recording.duration_s,
+                "start_s": windows.start_s[rows], "end_s": windows.end_s[rows],
+                "unit": units[rows],
+                "silence": windows.silence[rows] >= silence_threshold,
+                "valid_fraction": recording.window_valid_fraction}
+        if segments is not None:
+            mine = segments.file == index
+            item["segments"] = {"start_s": segments.start_s[mine],
+                                "end_s": segments.end_s[mine], "unit": segment_unit[mine]}
+        items.append(item)
     if not items:
         return None
     scores = unit_scores(items, window_sound_fraction=window_sound_fraction)
@@ -182,7 +205,14 @@ def discover(inputs: Sequence, bundle=None, cluster_config: ClusterConfig = Clus
     timings["load_model_s"] = time.perf_counter() - started
 
     mark = time.perf_counter()
-    windows, recordings, embed_failures = bundle.embed(paths, progress=progress)
+    config = cluster_config
+    segments = None
+    if config.level == "segments":
+        (windows, recordings, embed_failures), segments = embed_segments(
+            paths, model=bundle.model, config=bundle.config,
+            features=config.segment_features, progress=progress)
+    else:
+        windows, recordings, embed_failures = bundle.embed(paths, progress=progress)
     failures += embed_failures
     if not recordings:
         reasons = "; ".join(f.message for f in failures) or "no audio files"
@@ -192,39 +222,97 @@ def discover(inputs: Sequence, bundle=None, cluster_config: ClusterConfig = Clus
     timings["features_and_embedding_s"] = time.perf_counter() - mark
 
     mark = time.perf_counter()
-    config = cluster_config
+    if segments is None:
+        clustered = _cluster_windows(windows, config, inputs, progress=progress)
+    else:
+        clustered = _cluster_segments(windows, segments, config, inputs, progress=progress)
+    units, probabilities, occurrences, map_rows, segment_unit, segment_probability = clustered
+    timings["clustering_s"] = time.perf_counter() - mark
+
+    mark = time.perf_counter()
+    unit_map = (fit_map(windows.embedding, rows=map_rows, reduction=config.reduction,
+                        seed=config.seed) if len(map_rows) >= 5 else None)
+    timings["map_s"] = time.perf_counter() - mark
+
+    mark = time.perf_counter()
+    scores = _scores(recordings, windows, units, silence_threshold=config.silence_threshold,
+                     window_sound_fraction=bundle.config.silence.window_sound_fraction,
+                     segments=segments, segment_unit=segment_unit)
+    if scores is not None:
+        scores["level"] = config.level
+    timings["scores_s"] = time.perf_counter() - mark
+    return DiscoveryResult(
+        recordings=recordings, windows=windows, unit=units, probability=probabilities,
+        occurrences=occurrences, scores=scores, timings=timings, map=unit_map,
+        failures=failures, level=config.level, segments=segments,
+        segment_unit=segment_unit, segment_probability=segment_probability,
+        settings={"model": str(bundle.path), "run": config.to_dict(),
+                  "pipeline": bundle.config.to_dict(), "versions": versions()})
+
+
+def _clusterer(config: ClusterConfig, *, min_cluster_size: Optional[int],
+               n_components: Optional[int], progress: bool) -> UnitClusterer:
+    return UnitClusterer(method=config.method, n_clusters=config.n_clusters,
+                         min_cluster_size=min_cluster_size, reduction=config.reduction,
+                         n_components=n_components,
+                         silence_threshold=config.silence_threshold,
+                         random_state=config.seed, verbose=progress)
+
+
+def _cluster_windows(windows: WindowTable, config: ClusterConfig, inputs: Sequence, *,
+                     progress: bool) -> tuple:
+    """One unit per window; runs of one unit merged into occurrences."""
     n_sound = int(np.sum(windows.silence < config.silence_threshold))
     if n_sound < MIN_WINDOWS:
         raise ParameterError(
             f"{inputs[0]}: too little sound to find units: {n_sound} of "
             f"{len(windows)} windows are not silence, at least {MIN_WINDOWS} are "
             "needed; give longer or more recordings.")
-    clusterer = UnitClusterer(method=config.method, n_clusters=config.n_clusters,
-                              min_cluster_size=config.min_cluster_size,
-                              reduction=config.reduction, n_components=config.n_components,
-                              silence_threshold=config.silence_threshold,
-                              random_state=config.seed, verbose=progress)
+    clusterer = _clusterer(config, min_cluster_size=config.min_cluster_size,
+                           n_components=config.n_components, progress=progress)
     clusterer.fit(windows.embedding, silence=windows.silence)
     units, probabilities = clusterer.labels_, clusterer.probabilities_
     occurrences = merge_units(windows.file, windows.start_s, windows.end_s, units,
                               probabilities)
-    timings["clustering_s"] = time.perf_counter() - mark
+    return units, probabilities, occurrences, clusterer.fit_indices_, None, None
 
-    mark = time.perf_counter()
-    unit_map = fit_map(windows.embedding, rows=clusterer.fit_indices_,
-                       reduction=config.reduction, seed=config.seed)
-    timings["map_s"] = time.perf_counter() - mark
 
-    mark = time.perf_counter()
-    scores = _scores(recordings, windows, units, silence_threshold=config.silence_threshold,
-                     window_sound_fraction=bundle.config.silence.window_sound_fraction)
-    timings["scores_s"] = time.perf_counter() - mark
-    return DiscoveryResult(
-        recordings=recordings, windows=windows, unit=units, probability=probabilities,
-        occurrences=occurrences, scores=scores, timings=timings, map=unit_map,
-        failures=failures,
-        settings={"model": str(bundle.path), "run": config.to_dict(),
-                  "pipeline": bundle.config.to_dict(), "versions": versions()})
+def _cluster_segments(windows: WindowTable, segments: SegmentTable, config: ClusterConfig,
+                      inputs: Sequence, *, progress: bool) -> tuple:
+    """One unit per segment (HDBSCAN's noise: -1); each window takes the unit of the
+    segment holding its centre, -1 outside every segment."""
+    if len(segments) < MIN_WINDOWS:
+        raise ParameterError(
+            f"{inputs[0]}: too little sound to find units: {len(segments)} segments "
+            f"(sounds between silences) were found, at least {MIN_WINDOWS} are needed; "
+            "give longer or more recordings, or use --level windows.")
+    size = config.min_cluster_size
+    if size is None and config.method == "hdbscan":
+        size = max(MIN_SEGMENT_CLUSTER, int(round(SEGMENT_CLUSTER_SHARE * len(segments))))
+    clusterer = _clusterer(config, min_cluster_size=size,
+                           n_components=SEGMENT_COMPONENTS, progress=progress)
+    clusterer.fit(segments.embedding)
+    segment_unit = clusterer.labels_.astype(np.int64)
+    segment_probability = clusterer.probabilities_.astype(np.float64)
+    keep = segment_unit >= 0
+    occurrences = Occurrences(file=segments.file[keep], start_s=segments.start_s[keep],
+                              end_s=segments.end_s[keep], unit=segment_unit[keep],
+                              confidence=segment_probability[keep],
+                              n_windows=segments.n_windows[keep])
+    centres = (windows.start_s + windows.end_s) / 2
+    units = np.full(len(windows), -1, np.int64)
+    probabilities = np.zeros(len(windows))
+    for index in range(len(windows.files)):
+        rows, mine = windows.rows(index), segments.file == index
+        if not mine.any():
+            continue  # no segment: its windows keep -1
+        for target, values in ((units, segment_unit), (probabilities, segment_probability)):
+            found = interval_units(segments.start_s[mine], segments.end_s[mine],
+                                   np.arange(int(mine.sum())), centres[rows])
+            target[rows] = np.where(found >= 0, values[mine][np.maximum(found, 0)],
+                                    target[rows])
+    return (units, probabilities, occurrences, np.flatnonzero(units >= 0), segment_unit,
+            segment_probability)
 
 
 def run(inputs: Sequence, out_dir, *, bundle=None, config: ClusterConfig = ClusterConfig(),
@@ -270,11 +358,14 @@ def run(inputs: Sequence, out_dir, *, bundle=None, config: ClusterConfig = Clust
             "inputs": [str(p) for p in inputs],
             "recordings": result.windows.files,
             "failures": [f.message for f in result.failures],
-            "n_windows": len(result.windows), "n_units": result.n_units,
+            "level": result.level, "n_windows": len(result.windows),
+            "n_segments": None if result.segments is None else len(result.segments),
+            "n_units": result.n_units,
             "n_occurrences": len(result.occurrences),
             "settings": result.settings, "timings_s": timings}, indent=2, default=str))
     return RunSummary(out_dir, len(result.recordings), len(result.windows), result.n_units,
-                      len(result.occurrences), result.scores, timings, result.failures)
+                      len(result.occurrences), result.scores, timings, result.failures,
+                      None if result.segments is None else len(result.segments))
 
 
 def _write_outputs(folder: Path, result: DiscoveryResult, *, progress: bool) -> None:
@@ -282,6 +373,10 @@ def _write_outputs(folder: Path, result: DiscoveryResult, *, progress: bool) -> 
     files.save_npz(folder / "embeddings.npz",
                    {**result.windows.to_arrays(unit=result.unit),
                     "probability": result.probability.astype(np.float32)})
+    if result.segments is not None:
+        files.save_npz(folder / "segments.npz",
+                       {**result.segments.to_arrays(unit=result.segment_unit),
+                        "confidence": result.segment_probability.astype(np.float32)})
     paths = [Path(r.path) for r in result.recordings]
     for index, table in enumerate(files.output_paths(paths, folder / "tables", "")):
         write_raven_table(table.with_name(table.name + ".selections.txt"), result, index)

@@ -14,6 +14,7 @@ import numpy as np
 from discovery.embed import RecordingInfo, WindowTable
 from discovery.errors import ParameterError
 from discovery.files import Failure
+from discovery.segments import SegmentTable
 from discovery.units.occurrences import Occurrences
 
 if TYPE_CHECKING:  # the map's module loads UMAP's helpers; a result needs only its type
@@ -45,6 +46,12 @@ class DiscoveryResult:
             None.
         failures: the inputs that could not be processed (`files.Failure`), each with
             its reason.
+        level: "windows" (a unit per window; occurrences are runs of windows) or
+            "segments" (a unit per segment; occurrences are the segments in a unit,
+            and each window has the unit of the segment holding its centre).
+        segments: `SegmentTable` at the segment level, else None.
+        segment_unit: (s,) int64 unit of each segment (-1: noise), or None.
+        segment_probability: (s,) float64 confidence of each segment's unit, or None.
 
     Raises:
         ParameterError: naming the first array that does not fit.
@@ -60,8 +67,13 @@ class DiscoveryResult:
     timings: dict = field(default_factory=dict)
     map: Optional["UnitMap"] = None
     failures: List[Failure] = field(default_factory=list)
+    level: str = "windows"
+    segments: Optional[SegmentTable] = None
+    segment_unit: Optional[np.ndarray] = None
+    segment_probability: Optional[np.ndarray] = None
 
     def __post_init__(self):
+        self._check_segments()
         for name, kind in (("windows", WindowTable), ("occurrences", Occurrences)):
             if not isinstance(getattr(self, name), kind):
                 raise ParameterError(f"Invalid value for `{name}`: expected a "
@@ -85,6 +97,24 @@ class DiscoveryResult:
                 raise ParameterError(f"Invalid value for `{name}`: expected indices in "
                                      f"[0, {n_files - 1}], received "
                                      f"{files.min()}..{files.max()}.")
+
+    def _check_segments(self) -> None:
+        if self.level not in ("windows", "segments"):
+            raise ParameterError(f"Invalid value for `level`: expected 'windows' or "
+                                 f"'segments', received {self.level!r}.")
+        if self.level == "windows":
+            return
+        if not isinstance(self.segments, SegmentTable):
+            raise ParameterError("Invalid value for `segments`: expected a SegmentTable "
+                                 f"at the segment level, received "
+                                 f"{type(self.segments).__name__}.")
+        n = len(self.segments)
+        for name, kind in (("segment_unit", np.int64), ("segment_probability", np.float64)):
+            values = np.asarray(getattr(self, name), dtype=kind)
+            if values.shape != (n,):
+                raise ParameterError(f"Invalid value for `{name}`: expected {n} values "
+                                     f"(one per segment), received shape {values.shape}.")
+            object.__setattr__(self, name, values)
 
     @property
     def n_units(self) -> int:

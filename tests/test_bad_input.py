@@ -99,7 +99,8 @@ def test_out_dot_works_and_overwrite_replaces_only_a_run(recordings, tmp_path, m
     assert os.getcwd() == str(here) and (here / "run.json").is_file()
     # Nothing but the run's own outputs is left behind: no staging, no lock.
     assert sorted(os.listdir(here)) == sorted(
-        ["units.csv", "embeddings.npz", "report.html", "tables", "run.json"])
+        ["units.csv", "embeddings.npz", "segments.npz", "report.html", "tables",
+         "run.json"])
     # A user's file added to a run folder makes it foreign: --overwrite refuses it.
     (here / "notes.txt").write_text("mine")
     assert main(["run", str(recordings), "--out", ".", "--overwrite", *FAST]) == 2

@@ -22,6 +22,7 @@ from discovery.evaluate.scores import (
     NO_UNIT,
     SCORE_STEP_S,
     frame_units,
+    interval_units,
     purity,
     silence_scores,
     unit_scores,

@@ -1,6 +1,7 @@
 """Unit scores against annotations, and the silence detector's balanced accuracy.
 
-- `unit_scores`: discovered units against annotations, frame by frame (10 ms grid):
+- `unit_scores`: discovered units against annotations, frame by frame (10 ms grid;
+  a frame takes its nearest window's unit, or its segment's at the segment level):
   NMI, V-measure, homogeneity, completeness, purity and coverage. Scored over
   annotated (sound) frames, with "no unit" as one more predicted class, so a method
   cannot score well by leaving hard frames out; coverage says how many annotated
@@ -55,6 +56,27 @@ def frame_units(start_s: np.ndarray, end_s: np.ndarray, unit: np.ndarray,
     index = np.clip(np.searchsorted(centres, times), 1, len(centres) - 1)
     left_nearer = np.abs(times - centres[index - 1]) <= np.abs(centres[index] - times)
     return unit[np.where(left_nearer, index - 1, index)]
+
+
+def interval_units(start_s: np.ndarray, end_s: np.ndarray, unit: np.ndarray,
+                   times: np.ndarray) -> np.ndarray:
+    """The unit at each time: that of the segment holding it, -1 outside every segment.
+
+    Args:
+        start_s, end_s, unit: (n,) one recording's segments, sorted, not overlapping.
+        times: (m,) time points in seconds.
+
+    Returns:
+        (m,) int units.
+    """
+    start_s, end_s = np.asarray(start_s, float), np.asarray(end_s, float)
+    found = np.full(len(times), NO_UNIT)
+    if len(start_s) == 0:
+        return found
+    index = np.searchsorted(start_s, times, side="right") - 1
+    inside = (index >= 0) & (times < end_s[np.clip(index, 0, None)])
+    found[inside] = np.asarray(unit)[index[inside]]
+    return found
 
 
 def purity(truth: np.ndarray, predicted: np.ndarray) -> float:
@@ -112,7 +134,10 @@ def unit_scores(recordings: Sequence[dict], *,
             (`Annotation`), `duration_s`, and the recording's windows `start_s`,
             `end_s`, `unit` (-1 silence or noise) and `silence` (bool, the window was
             called silence); optionally `valid_fraction` ((n,) share of each window
-            that is real audio, not padding; see `window_silence_truth`).
+            that is real audio, not padding; see `window_silence_truth`), and
+            `segments`, a dict of the recording's segments' `start_s`, `end_s` and
+            `unit`: then each frame takes the unit of the segment holding it, and
+            frames outside every segment are the ones called silence.
         window_sound_fraction: float in [0, 1]. A window is silence in truth when at
             most this share of it is annotated sound; pass the model's
             `SilenceConfig.window_sound_fraction`. Defaults to 0.2.
@@ -134,10 +159,17 @@ def unit_scores(recordings: Sequence[dict], *,
         annotation: Annotation = item["annotation"]
         times = np.arange(0.0, item["duration_s"], SCORE_STEP_S) + SCORE_STEP_S / 2
         labels = annotation.frame_labels(times, background="")
-        units = frame_units(item["start_s"], item["end_s"], item["unit"], times)
         called = np.asarray(item["silence"]).astype(bool)
-        silent = frame_units(item["start_s"], item["end_s"], called.astype(int),
-                             times).astype(bool)
+        segments = item.get("segments")
+        if segments is None:
+            units = frame_units(item["start_s"], item["end_s"], item["unit"], times)
+            silent = frame_units(item["start_s"], item["end_s"], called.astype(int),
+                                 times).astype(bool)
+        else:
+            units = interval_units(segments["start_s"], segments["end_s"],
+                                   segments["unit"], times)
+            silent = interval_units(segments["start_s"], segments["end_s"],
+                                    np.zeros(len(segments["unit"]), int), times) < 0
         truths.append(labels)
         predictions.append(units)
         is_sound.append(labels != "")

@@ -16,6 +16,7 @@ from discovery.config import (
     FeatureConfig,
     ModelConfig,
     PipelineConfig,
+    SegmentConfig,
     TrainConfig,
     WindowConfig,
 )
@@ -23,11 +24,19 @@ from discovery.errors import ParameterError
 
 
 def _preset(features: FeatureConfig, windows: WindowConfig,
-            training: TrainConfig = TrainConfig(), **model_values) -> PipelineConfig:
+            training: TrainConfig = TrainConfig(),
+            segments: SegmentConfig = SegmentConfig(), **model_values) -> PipelineConfig:
     # The input shape is derived from `features` and `windows` (PipelineConfig), never
     # typed, so it cannot drift from them.
-    return PipelineConfig(features=features, windows=windows,
+    return PipelineConfig(features=features, windows=windows, segments=segments,
                           model=ModelConfig(**model_values), training=training)
+
+
+# Segments (docs/benchmarks.md). Speech: a word's pieces are joined across gaps under
+# 0.1 s (stop closures), words last at most ~1 s. Songbirds: syllables 5-20 ms apart
+# stay apart (no merging), the shortest syllables last ~25 ms, none longer than 0.3 s.
+SPEECH_SEGMENTS = SegmentConfig(merge_gap_seconds=0.1, min_seconds=0.03, max_seconds=1.0)
+SONG_SEGMENTS = SegmentConfig(merge_gap_seconds=0.0, min_seconds=0.02, max_seconds=0.3)
 
 
 # The model and training of `default` and `birdsong`: 64 bands in, kernels spanning
@@ -56,6 +65,7 @@ PRESETS: dict[str, PipelineConfig] = {
                       hop_seconds=0.010, n_mels=64),
         WindowConfig(window_seconds=0.32, hop_seconds=0.08),
         TrainConfig(epochs=40, **_TRAINING),
+        SPEECH_SEGMENTS,
         **_FULL_HEIGHT_MODEL,
     ),
     # Songbirds: 32 kHz log-mel, 64 bands over 500 Hz-10 kHz (above the low-frequency
@@ -67,6 +77,7 @@ PRESETS: dict[str, PipelineConfig] = {
                       hop_seconds=0.008, n_mels=64, fmin=500.0, fmax=10000.0),
         WindowConfig(window_seconds=0.2, hop_seconds=0.016),
         TrainConfig(epochs=30, **_TRAINING),
+        SONG_SEGMENTS,
         **_FULL_HEIGHT_MODEL,
     ),
     # 8 kHz log-mel, 16 bands; 0.16 s windows (16 frames).

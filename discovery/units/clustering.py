@@ -53,6 +53,7 @@ UMAP_NEIGHBORS = 15  # umap's default: local structure at the scale of a few syl
 TRANSFORM_BATCH = 5_000  # windows per UMAP transform call: bounds its memory
 PREDICT_BATCH = 10_000  # windows per hdbscan.approximate_predict call, likewise
 SELECTION_METHODS = ("eom", "leaf")
+PLACE_MIN_CLUSTER_SIZE = 5  # smallest min_cluster_size a subsample scales down to
 MIN_WINDOWS = 10  # fewer non-silent windows than this cannot show any structure
 N_EXEMPLARS = 8
 SILHOUETTE_POINTS = 5_000  # silhouette is O(n^2): score k on at most this many windows
@@ -389,7 +390,11 @@ class UnitClusterer(ClusterMixin, BaseEstimator):
         size = self.min_cluster_size if self.min_cluster_size is not None else max(
             5, n // 200)
         # Counted in windows of the whole set; a subsample is proportionally sparser.
-        self.min_cluster_size_ = max(2, int(round(size * fraction)))
+        # Scaling stops at PLACE_MIN_CLUSTER_SIZE: with a smallest cluster of 3,
+        # hdbscan 0.8.44's approximate_predict gave a fifth of the fitted points
+        # themselves another unit or noise (its labels fall out of step with `labels_`).
+        self.min_cluster_size_ = max(min(size, PLACE_MIN_CLUSTER_SIZE), 2,
+                                     int(round(size * fraction)))
         self.min_samples_ = (None if self.min_samples is None
                              else max(1, int(round(self.min_samples * fraction))))
         # approximate_predict looks up 2 * min_samples neighbours among the fit windows.

@@ -166,7 +166,9 @@ def test_subsample_fit_places_the_rest(rng):
                       random_state=3)
     first = UnitClusterer(max_fit_points=600, random_state=1).fit(x)
     assert len(first.fit_indices_) == 600
-    assert first.min_cluster_size_ == 3  # max(5, 3000 // 200) = 15, scaled by 600 / 3000
+    # max(5, 3000 // 200) = 15, scaled by 600 / 3000 to 3, floored at 5: hdbscan's
+    # approximate_predict mislabels points around clusters of 3.
+    assert first.min_cluster_size_ == 5
     assert adjusted_rand_score(y, first.labels_) > 0.9
     again = UnitClusterer(max_fit_points=600, random_state=1).fit(x)
     assert np.array_equal(first.labels_, again.labels_)
