@@ -40,7 +40,14 @@ import soundfile
 import soxr
 
 ROOT = Path(__file__).resolve().parent.parent
-SOURCES = (ROOT.parent / "shared" / "data" / "recordings", ROOT / "data" / "recordings")
+# The shared spoken digits first (2,000 distinct utterances of four speakers, each
+# followed by a pause), else the long recordings (187 words, so an hour repeats each
+# ~14 times), else the repository's sample recording.
+SOURCES = (ROOT.parent / "shared" / "data" / "fsdd", ROOT.parent / "shared" / "data" / "recordings",
+           ROOT / "data" / "recordings")
+# Silence written after a source shorter than CLIP_SECONDS (an isolated word).
+CLIP_SECONDS = 2.0
+PAUSE_SECONDS = 0.5
 TARGET_RSS_BYTES = 2 * 1024 ** 3
 TARGET_REAL_TIME = 30.0
 BLOCK_SECONDS = 10.0
@@ -69,15 +76,21 @@ def build_recording(path: Path, sources: list, *, seconds: float, sample_rate: i
     """Write `sources`, repeated in turn, as one mono 16-bit WAV of `seconds` seconds.
 
     Each pass over a source is resampled on its own (streamed), so a block boundary
-    never mixes two sources. Returns the written duration in seconds.
+    never mixes two sources. Each pass has its own gain (within +-3 dB) and a little
+    white noise (-60 dB), seeded: exact copies of a segment are not what an archive
+    holds, and a hundred identical copies make UMAP's neighbour graph fall apart into
+    groups of copies (every unit then smaller than HDBSCAN's smallest). Returns the
+    written duration in seconds.
     """
     wanted = int(round(seconds * sample_rate))
     written = 0
+    generator = np.random.default_rng(0)
     with soundfile.SoundFile(str(path), "w", samplerate=sample_rate, channels=1,
                              subtype="PCM_16", format="WAV") as out:
         while written < wanted:
             before = written
             for source in sources:
+                gain = 10 ** (generator.uniform(-3, 3) / 20)
                 with soundfile.SoundFile(str(source)) as handle:
                     rate = handle.samplerate
                     resampler = (None if rate == sample_rate else soxr.ResampleStream(
@@ -88,10 +101,13 @@ def build_recording(path: Path, sources: list, *, seconds: float, sample_rate: i
                         mono = block.mean(axis=1, dtype=np.float32)
                         if resampler is not None:
                             mono = resampler.resample_chunk(mono, last=False)
-                        written += _write(out, mono, wanted - written)
+                        written += _write(out, mono, wanted - written, gain, generator)
                     if resampler is not None:
                         tail = resampler.resample_chunk(np.zeros(0, np.float32), last=True)
-                        written += _write(out, tail, wanted - written)
+                        written += _write(out, tail, wanted - written, gain, generator)
+                    if handle.frames < CLIP_SECONDS * rate:
+                        pause = np.zeros(int(PAUSE_SECONDS * sample_rate), np.float32)
+                        written += _write(out, pause, wanted - written, gain, generator)
                 if written >= wanted:
                     break
             if written == before:
@@ -99,8 +115,15 @@ def build_recording(path: Path, sources: list, *, seconds: float, sample_rate: i
     return written / sample_rate
 
 
-def _write(out, samples: np.ndarray, room: int) -> int:
-    samples = np.clip(samples[:max(room, 0)], -1.0, 1.0)
+def _names(sources: list) -> str:
+    names = ", ".join(p.name for p in sources[:3])
+    return names + (f" and {len(sources) - 3:,} more" if len(sources) > 3 else "")
+
+
+def _write(out, samples: np.ndarray, room: int, gain: float, generator) -> int:
+    samples = samples[:max(room, 0)] * gain
+    samples += generator.normal(0.0, 1e-3, len(samples)).astype(np.float32)
+    samples = np.clip(samples, -1.0, 1.0)
     out.write(samples)
     return len(samples)
 
@@ -141,10 +164,11 @@ def busy_cpu_seconds() -> float:
     return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
-def run_discovery(recording: Path, out_dir: Path, model, quiet: bool) -> dict:
+def run_discovery(recording: Path, out_dir: Path, model, quiet: bool,
+                  level: str = "segments") -> dict:
     """Run `discovery run` on `recording` (a file or a folder) in a subprocess."""
     command = [sys.executable, "-m", "discovery.cli", "run", str(recording),
-               "--out", str(out_dir)]
+               "--out", str(out_dir), "--level", level]
     if model:
         command += ["--model", str(model)]
     if quiet:
@@ -197,6 +221,8 @@ def main(argv=None) -> int:
     parser.add_argument("--keep", action="store_true",
                         help="keep the recording and the run's output folder")
     parser.add_argument("--model", type=Path, help="a model bundle (default: models/default)")
+    parser.add_argument("--level", choices=("segments", "windows"), default="segments",
+                        help="the run's unit level (default: %(default)s)")
     parser.add_argument("--sources", nargs="+", type=Path,
                         help="recordings to repeat (default: the sample recordings)")
     parser.add_argument("--workdir", type=Path,
@@ -229,9 +255,9 @@ def main(argv=None) -> int:
                                            sample_rate=rate)
                            for index in range(args.files))
         print(f"built {recording} ({args.files} file(s), {duration:.0f} s at {rate} Hz "
-              f"from {', '.join(p.name for p in sources)}) in "
+              f"from {_names(sources)}) in "
               f"{time.perf_counter() - mark:.1f} s", flush=True)
-        measured = run_discovery(recording, workdir / "out", args.model,
+        measured = run_discovery(recording, workdir / "out", args.model, level=args.level,
                                  quiet=not args.verbose)
         if measured["returncode"] != 0:
             print(f"discovery run failed with exit status {measured['returncode']}",

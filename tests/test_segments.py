@@ -134,20 +134,14 @@ def test_bounds_are_sorted_and_within_the_settings(seed):
 
 
 # Frame counts that are not whole: at the birdsong preset's 125 frames per second,
-# `min_seconds` 0.02 is 2.5 frames and `max_seconds` 0.3 is 37.5 frames, and
-# `find_segments` rounds both half to even, to 2 and 38 frames.
-@pytest.mark.xfail(strict=True, reason="BUG: find_segments rounds min_seconds * frame_rate "
-                   "to the nearest frame (2.5 -> 2), so 16 ms segments survive "
-                   "min_seconds=0.02")
+# `min_seconds` 0.02 is 2.5 frames and `max_seconds` 0.3 is 37.5 frames: a segment
+# must last 3 frames and may last 37.
 def test_min_seconds_between_whole_frames_drops_the_shorter_sound():
     energy = _energy(400, (50, 52), (150, 250))
     np.testing.assert_array_equal(_segments(energy, frame_rate=125.0, min_seconds=0.02),
                                   [[150, 250]])
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: find_segments rounds max_seconds * frame_rate "
-                   "to the nearest frame (37.5 -> 38), so a 0.304 s segment stays whole "
-                   "with max_seconds=0.3")
 def test_max_seconds_between_whole_frames_is_never_exceeded():
     energy = _energy(400, (100, 138))  # 38 frames: 0.304 s
     bounds = _segments(energy, frame_rate=125.0, max_seconds=0.3)
@@ -169,9 +163,9 @@ def finch_segments():
 
 
 def test_finch_segments_match_the_expert_syllables(finch_segments):
-    """Measured (8 ms frames): 54 segments for 49 syllables (+10 %: one syllable in
-    three parts, a 16 ms noise blip, and 16 ms slivers that the min_seconds rounding
-    keeps, see the xfails above); 48 of 49 syllables (98 %) matched
+    """Measured (8 ms frames): 51 segments for 49 syllables (one syllable in
+    three parts, a 16 ms noise blip, and 16 ms slivers that min_seconds now drops);
+    48 of 49 syllables (98 %) matched
     one-to-one at IoU >= 0.5; median |onset error| 8.3 ms (segments start about one hop
     early: a frame is dated by its first sample), median |offset error| 2.7 ms. The
     margins below are about twice those."""
@@ -276,8 +270,6 @@ def test_interval_units_gives_each_time_its_segment():
     np.testing.assert_array_equal(found, [-1, 2, 2, -1, -1, 0, 0, -1, -1])
 
 
-@pytest.mark.xfail(strict=True, raises=IndexError,
-                   reason="BUG: interval_units indexes end_s[0] of an empty segment table")
 def test_interval_units_without_segments_is_all_no_unit():
     found = interval_units(np.zeros(0), np.zeros(0), np.zeros(0, int), np.array([0.1, 0.2]))
     np.testing.assert_array_equal(found, [-1, -1])
@@ -430,9 +422,6 @@ def test_a_silent_recording_is_refused_with_a_reason(tmp_path, capsys):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, raises=IndexError,
-                   reason="BUG: _cluster_segments calls interval_units with the empty "
-                   "segment table of a recording that has no segments")
 def test_a_silent_recording_beside_a_song_gets_no_unit(tmp_path):
     folder = tmp_path / "in"
     folder.mkdir()
