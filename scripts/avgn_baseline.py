@@ -40,6 +40,7 @@ import numpy as np
 from scipy import ndimage
 
 from discovery.frontend.segments import segment_images
+from discovery.pipeline import MIN_SEGMENT_CLUSTER, SEGMENT_CLUSTER_SHARE
 
 # The single threshold's place between each recording's floor (0) and loud level (1).
 THRESHOLD = 0.25
@@ -48,10 +49,11 @@ LOUD_PERCENTILE = 99.0
 # Gaps shorter than this are joined: AVGN's segmenter closes gaps of a few ms.
 MERGE_GAP_SECONDS = 0.005
 # UMAP's neighbours (umap's default, as in AVGN) and HDBSCAN's smallest cluster, as a
-# share of the segments and at least MIN_CLUSTER (what `discovery.pipeline` uses).
+# share of the segments and at least MIN_CLUSTER: what `discovery.pipeline` uses, so
+# the baseline and ours differ only in what the table says they differ in.
 UMAP_NEIGHBORS = 15
-CLUSTER_SHARE = 0.03
-MIN_CLUSTER = 5
+CLUSTER_SHARE = SEGMENT_CLUSTER_SHARE
+MIN_CLUSTER = MIN_SEGMENT_CLUSTER
 KMEANS_INITS = 10
 
 

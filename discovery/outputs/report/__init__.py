@@ -187,6 +187,14 @@ def _summary(result: DiscoveryResult, limits: _Limits) -> str:
         ("noise windows (no unit)", _percent(noise.sum() / n) if len(silent) else "–"),
         ("time inside units", _percent(unit_time / total) if total > 0 else "–"),
     ]
+    if result.segments is not None:
+        # At the segment level a unit belongs to a segment: say how many there are and
+        # how many of them HDBSCAN left as noise.
+        n_segments = len(result.segments)
+        noise_segments = int(np.sum(result.segment_unit < 0))
+        tiles[2:2] = [("segments", f"{n_segments:,}"),
+                      ("noise segments (no unit)",
+                       _percent(noise_segments / n_segments) if n_segments else "–")]
     body = '<div class="tiles">' + "".join(
         f'<div class="tile"><div class="value">{_escape(v)}</div>'
         f'<div class="label">{_escape(k)}</div></div>' for k, v in tiles) + "</div>"
@@ -195,7 +203,10 @@ def _summary(result: DiscoveryResult, limits: _Limits) -> str:
                  'silence or noise. Try a lower minimum cluster size, a different '
                  'clustering method or a model trained on recordings like these.</p>')
     body += _digital_silence_note(result.recordings)
-    note = (f"A window is silent when its P(silence) is at least {limits.silence_threshold:g}; "
+    level = ("Units were found per segment (a contiguous sound between silences: a "
+             "syllable, call or word); each window shows the unit of the segment holding "
+             "its centre. " if result.segments is not None else "")
+    note = (level + f"A window is silent when its P(silence) is at least {limits.silence_threshold:g}; "
             "noise "
             "windows are not silent but belong to no unit. Time inside units is the share of "
             "the total duration covered by at least one unit occurrence.")
