@@ -308,11 +308,12 @@ def _cluster_segments(windows: WindowTable, segments: SegmentTable, config: Clus
         rows, mine = windows.rows(index), segments.file == index
         if not mine.any():
             continue  # no segment: its windows keep -1
-        for target, values in ((units, segment_unit), (probabilities, segment_probability)):
-            found = interval_units(segments.start_s[mine], segments.end_s[mine],
-                                   np.arange(int(mine.sum())), centres[rows])
-            target[rows] = np.where(found >= 0, values[mine][np.maximum(found, 0)],
-                                    target[rows])
+        # Which of the recording's segments holds each window's centre (-1: none).
+        holder = interval_units(segments.start_s[mine], segments.end_s[mine],
+                                np.arange(int(mine.sum())), centres[rows])
+        inside = np.flatnonzero(holder >= 0) + rows.start
+        units[inside] = segment_unit[mine][holder[holder >= 0]]
+        probabilities[inside] = segment_probability[mine][holder[holder >= 0]]
     return (units, probabilities, occurrences, np.flatnonzero(units >= 0), segment_unit,
             segment_probability)
 

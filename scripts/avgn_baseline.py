@@ -37,9 +37,9 @@ from __future__ import annotations
 from typing import NamedTuple, Optional
 
 import numpy as np
-from scipy import ndimage
 
-from discovery.frontend.segments import segment_images
+from discovery.config import MAX_SEGMENT_SECONDS, SegmentConfig, SilenceConfig
+from discovery.frontend.segments import find_segments, segment_images
 from discovery.pipeline import MIN_SEGMENT_CLUSTER, SEGMENT_CLUSTER_SHARE
 
 # The single threshold's place between each recording's floor (0) and loud level (1).
@@ -61,6 +61,10 @@ def energy_segments(energy_db: np.ndarray, *, frame_rate: float, min_seconds: fl
                     digital_silence: Optional[np.ndarray] = None) -> np.ndarray:
     """One recording's segments from a single energy threshold, in feature frames.
 
+    `find_segments` with both hysteresis thresholds at THRESHOLD is exactly this: every
+    run above it is its own loud part, so nothing is cut; runs closer than
+    MERGE_GAP_SECONDS are joined, shorter ones than `min_seconds` dropped, none split.
+
     Args:
         energy_db: (n_frames,) band-limited frame energy in dB.
         frame_rate: float > 0. Frames per second.
@@ -71,24 +75,13 @@ def energy_segments(energy_db: np.ndarray, *, frame_rate: float, min_seconds: fl
     Returns:
         (n_segments, 2) int64 `[start, end)` frame bounds, sorted, not overlapping.
     """
-    energy_db = np.asarray(energy_db, dtype=np.float64)
-    audible = (np.ones(energy_db.shape, bool) if digital_silence is None
-               else ~np.asarray(digital_silence, dtype=bool))
-    if not audible.any():
-        return np.zeros((0, 2), np.int64)
-    floor, loud = np.percentile(energy_db[audible], [FLOOR_PERCENTILE, LOUD_PERCENTILE])
-    above = (energy_db > floor + THRESHOLD * (loud - floor)) & audible
-    runs = [(run[0].start, run[0].stop)
-            for run in ndimage.find_objects(ndimage.label(above)[0])]
-    merged = []
-    for start, end in runs:
-        if merged and start - merged[-1][1] < MERGE_GAP_SECONDS * frame_rate:
-            merged[-1] = (merged[-1][0], end)
-        else:
-            merged.append((start, end))
-    shortest = max(1, int(round(min_seconds * frame_rate)))
-    bounds = [(a, b) for a, b in merged if b - a >= shortest]
-    return np.asarray(bounds, dtype=np.int64).reshape(-1, 2)
+    one_threshold = SilenceConfig(low_threshold=THRESHOLD, high_threshold=THRESHOLD,
+                                  floor_percentile=FLOOR_PERCENTILE,
+                                  loud_percentile=LOUD_PERCENTILE)
+    settings = SegmentConfig(merge_gap_seconds=MERGE_GAP_SECONDS, min_seconds=min_seconds,
+                             max_seconds=MAX_SEGMENT_SECONDS)
+    return find_segments(energy_db, frame_rate=frame_rate, silence=one_threshold,
+                         segments=settings, digital_silence=digital_silence)
 
 
 def segment_vectors(values: np.ndarray, bounds: np.ndarray, n_frames: int) -> np.ndarray:

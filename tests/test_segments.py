@@ -320,6 +320,21 @@ def segment_run(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
+def test_each_window_takes_the_unit_of_the_segment_holding_its_centre(segment_run):
+    with np.load(segment_run / "segments.npz") as arrays:
+        start, end, unit = arrays["start_s"], arrays["end_s"], arrays["unit"]
+    with np.load(segment_run / "embeddings.npz") as arrays:
+        centres = (arrays["start_s"] + arrays["end_s"]) / 2
+        window_unit = arrays["unit"]
+    # One recording here, so times alone say which segment holds a window.
+    holder = np.searchsorted(start, centres, side="right") - 1
+    inside = (holder >= 0) & (centres < end[np.maximum(holder, 0)])
+    np.testing.assert_array_equal(window_unit[inside], unit[holder[inside]])
+    assert np.all(window_unit[~inside] == -1)
+    assert inside.sum() > 0.3 * len(centres)
+
+
 def _units_csv(out):
     with open(out / "units.csv", newline="", encoding="utf-8") as handle:
         return list(csv.DictReader(handle))

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Dict, Optional, Sequence
 import numpy as np
 from sklearn import metrics
 
-from discovery.frontend.annotations import Annotation
+from discovery.frontend.annotations import Annotation, interval_values
 from discovery.config import SILENCE_THRESHOLD, PipelineConfig, SilenceConfig
 from discovery.errors import ParameterError
 from discovery.frontend.audio import PathLike
@@ -69,14 +69,8 @@ def interval_units(start_s: np.ndarray, end_s: np.ndarray, unit: np.ndarray,
     Returns:
         (m,) int units.
     """
-    start_s, end_s = np.asarray(start_s, float), np.asarray(end_s, float)
-    found = np.full(len(times), NO_UNIT)
-    if len(start_s) == 0:
-        return found
-    index = np.searchsorted(start_s, times, side="right") - 1
-    inside = (index >= 0) & (times < end_s[np.clip(index, 0, None)])
-    found[inside] = np.asarray(unit)[index[inside]]
-    return found
+    return interval_values(np.asarray(start_s, float), np.asarray(end_s, float),
+                           np.asarray(unit, dtype=np.int64), times, background=NO_UNIT)
 
 
 def purity(truth: np.ndarray, predicted: np.ndarray) -> float:

@@ -43,12 +43,8 @@ class Annotation:
         Returns:
             (m,) object array of str labels.
         """
-        times = np.asarray(times, dtype=np.float64)
-        index = np.searchsorted(self.start_s, times, side="right") - 1
-        inside = (index >= 0) & (times < self.end_s[np.clip(index, 0, None)])
-        labels = np.full(times.shape, background, dtype=object)
-        labels[inside] = self.labels[index[inside]]
-        return labels
+        return interval_values(self.start_s, self.end_s, self.labels.astype(object), times,
+                               background=background)
 
     def coverage(self, start_s: np.ndarray, end_s: np.ndarray) -> np.ndarray:
         """Fraction of each span [start_s, end_s) that lies inside some interval.
@@ -64,6 +60,31 @@ class Annotation:
         for begin, end in zip(self.start_s, self.end_s):
             covered += np.clip(np.minimum(end_s, end) - np.maximum(start_s, begin), 0, None)
         return covered / np.maximum(end_s - start_s, 1e-12)
+
+
+def interval_values(start_s: np.ndarray, end_s: np.ndarray, values: np.ndarray,
+                    times: np.ndarray, *, background) -> np.ndarray:
+    """The value of the interval holding each time, `background` outside every one.
+
+    Args:
+        start_s, end_s: (n,) interval bounds in seconds, sorted, not overlapping; an
+            interval holds its start, not its end.
+        values: (n,) one value per interval; its dtype is the result's.
+        times: (m,) time points in seconds.
+        background: the value outside every interval.
+
+    Returns:
+        (m,) array of `values`' dtype.
+    """
+    times = np.asarray(times, dtype=np.float64)
+    values = np.asarray(values)
+    found = np.full(times.shape, background, dtype=values.dtype)
+    if len(start_s) == 0:
+        return found
+    index = np.searchsorted(start_s, times, side="right") - 1
+    inside = (index >= 0) & (times < np.asarray(end_s)[np.clip(index, 0, None)])
+    found[inside] = values[index[inside]]
+    return found
 
 
 def annotation_path(audio_path: PathLike) -> Path:
