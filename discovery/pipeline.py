@@ -40,11 +40,13 @@ from discovery.config import ClusterConfig, PipelineConfig
 from discovery.embed import RecordingInfo, WindowTable, embed_with_features
 from discovery.errors import AudioError, DiscoveryError, ParameterError
 from discovery.evaluate import (
+    abx_scores,
     check_pair_settings,
     interval_units,
     labels_from_names,
     siamese_evaluation,
     unit_scores,
+    values_from_names,
 )
 from discovery.files import Failure
 from discovery.frontend import annotations
@@ -497,3 +499,69 @@ def pairs(inputs: Sequence, out_dir, *, label_regex: str, bundle=None, n_pairs: 
     with files.atomic_path(out / "pairs.png") as temporary:
         temporary.write_bytes(plots.distance_histograms_png(distances))
     return PairsSummary(out, len(recordings), results, failures)
+
+
+def abx(inputs: Sequence, out_dir, *, label_regex: str, speaker_regex: str, bundle=None,
+        n_triplets: int = 2000, seed: int = 0, overwrite: bool = False,
+        progress: bool = True) -> tuple:
+    """`discovery abx`: within- and across-speaker ABX error of log-mel, MFCC with deltas
+    and the model's window embeddings, on the same seeded triplets (`evaluate.abx`).
+
+    Each file is one token; its label and speaker come from its name. Writes
+    `abx.json` into `out_dir`.
+
+    Returns:
+        (scores as in abx.json's "results", failures).
+
+    Raises:
+        ParameterError: the regexes, the triplet count or `out_dir` are refused, or no
+            triplet exists, all before the model loads.
+    """
+    import librosa
+
+    from discovery.evaluate.abx import make_triplets
+    from discovery.frontend import audio
+
+    paths, failures = files.find_inputs(inputs)
+    labels = values_from_names(paths, label_regex, name="label_regex")
+    speakers = values_from_names(paths, speaker_regex, name="speaker_regex")
+    for mode in ("within", "across"):  # fail fast, before the model loads
+        make_triplets(labels, speakers, n_triplets=n_triplets, mode=mode, seed=seed)
+    out = files.check_output_location(out_dir, inputs)
+    files.refuse_existing([out / "abx.json"], overwrite=overwrite)
+    if not isinstance(bundle, Bundle):
+        bundle = Bundle.load(bundle)
+    recordings, embed_failures = embed_with_features(paths, model=bundle.model,
+                                                     config=bundle.config,
+                                                     progress=progress)
+    failures += embed_failures
+    kept = [r.recording.path for r in recordings]
+    features = bundle.config.features
+    mfccs = []
+    for path in kept:
+        samples = audio.load(path, sample_rate=features.sample_rate)
+        mfcc = librosa.feature.mfcc(y=samples, sr=features.sample_rate, n_mfcc=13,
+                                    n_fft=features.fft_size, win_length=features.frame_length,
+                                    hop_length=features.hop_length)
+        n_frames = mfcc.shape[1]
+        # librosa's deltas take an odd window of 3 frames up to the clip's length.
+        width = min(9, n_frames if n_frames % 2 else n_frames - 1)
+        deltas = ([librosa.feature.delta(mfcc, width=width),
+                   librosa.feature.delta(mfcc, order=2, width=width)] if width >= 3
+                  else [np.zeros_like(mfcc)] * 2)
+        mfccs.append(np.concatenate([mfcc, *deltas]).T)
+    representations = {"log-mel": [r.recording.features.values for r in recordings],
+                       "mfcc": mfccs, "model": [r.embedding for r in recordings]}
+    labels = values_from_names(kept, label_regex, name="label_regex")
+    speakers = values_from_names(kept, speaker_regex, name="speaker_regex")
+    if progress:
+        print(f"ABX: DTW on up to {n_triplets} triplets within and across speaker",
+              file=sys.stderr)
+    scores = abx_scores(representations, labels, speakers, n_triplets=n_triplets, seed=seed)
+    files.write_text(out / "abx.json", json.dumps(
+        {"n_files": len(kept), "n_labels": int(len(set(labels))),
+         "n_speakers": int(len(set(speakers))), "label_regex": label_regex,
+         "speaker_regex": speaker_regex, "model": str(bundle.path), "seed": seed,
+         "distance": "DTW over L2-normalised frames, divided by the path length",
+         "results": scores}, indent=2))
+    return scores, failures

@@ -2,6 +2,7 @@
 
     scores.py   units against annotations (NMI, V-measure, purity, coverage) and the
                 silence detector's balanced accuracy, per window and per 10 ms frame
+    abx.py      ABX discriminability within and across speaker (DTW on unit frames)
     pairs.py    Siamese pairs: DTW distances of duplicate and non-duplicate utterances
                 and how well they separate (KL, Bhattacharyya, ROC-AUC, EER)
 """
@@ -17,7 +18,9 @@ from discovery.evaluate.pairs import (
     pair_distances,
     separation,
     siamese_evaluation,
+    values_from_names,
 )
+from discovery.evaluate.abx import abx_error, abx_scores, make_triplets
 from discovery.evaluate.scores import (
     NO_UNIT,
     SCORE_STEP_S,

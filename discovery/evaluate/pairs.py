@@ -246,6 +246,32 @@ def _pad(sequences: List[np.ndarray]) -> Tuple[np.ndarray, np.ndarray]:
     return padded, np.array([len(s) for s in sequences])
 
 
+def values_from_names(paths: Sequence[PathLike], regex: str, *,
+                      name: str = "label_regex") -> np.ndarray:
+    """A value per file from its name (not its folder): the regex's first group, or the
+    whole match.
+
+    Raises:
+        ParameterError: the regex is invalid or does not match a file name (named).
+    """
+    import re
+    from pathlib import Path
+
+    try:
+        pattern = re.compile(regex)
+    except re.error as error:
+        raise ParameterError(f"Invalid value for `{name}`: {error}, received "
+                             f"{regex!r}.") from None
+    values = []
+    for path in paths:
+        match = pattern.search(Path(path).name)
+        if match is None:
+            raise ParameterError(f"{path}: the file name does not match `{name}` "
+                                 f"{regex!r}.")
+        values.append(match.group(1) if pattern.groups else match.group(0))
+    return np.asarray(values)
+
+
 def labels_from_names(paths: Sequence[PathLike], label_regex: str) -> np.ndarray:
     """Label of each file from its name, for the Siamese pairs: the regex's first group
     (or whole match).
@@ -265,22 +291,7 @@ def labels_from_names(paths: Sequence[PathLike], label_regex: str) -> np.ndarray
             labels give no duplicate or no non-duplicate pair (fewer than two labels,
             or no two files sharing one).
     """
-    import re
-    from pathlib import Path
-
-    try:
-        pattern = re.compile(label_regex)
-    except re.error as error:
-        raise ParameterError(f"Invalid value for `label_regex`: {error}, received "
-                             f"{label_regex!r}.") from None
-    labels = []
-    for path in paths:
-        match = pattern.search(Path(path).name)
-        if match is None:
-            raise ParameterError(f"{path}: the file name does not match `label_regex` "
-                                 f"{label_regex!r}.")
-        labels.append(match.group(1) if pattern.groups else match.group(0))
-    labels = np.asarray(labels)
+    labels = values_from_names(paths, label_regex)
     _check_pair_labels(labels, what=f"`label_regex` {label_regex!r}", noun="files")
     return labels
 

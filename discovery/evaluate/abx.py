@@ -1,0 +1,128 @@
+"""ABX discriminability of a representation (Schatz et al. 2013; the ZeroSpeech measure).
+
+A triplet (A, B, X): A and X are two tokens of one label (a word, a syllable type), B a
+token of another label. The representation errs on the triplet when X is closer to B
+than to A (a tie counts half). Distances are DTW over L2-normalised frames (so the
+local cost is a monotone function of the cosine distance), divided by the optimal
+path's length (`discovery.dtw`, `normalized=True`).
+
+- within speaker: A, B and X share one speaker;
+- across speaker: A and B share one speaker, X comes from another, so the
+  representation must carry the label across speakers.
+
+Triplets are drawn seeded and at random among every valid one; labels and speakers
+come from file names (`evaluate.pairs.labels_from_names`-style regexes).
+"""
+
+from __future__ import annotations
+
+from typing import Dict, List, Sequence
+
+import numpy as np
+
+from discovery.errors import ParameterError
+
+MODES = ("within", "across")
+# Tries per wanted triplet before giving up on finding more (the valid ones are rare).
+DRAWS_PER_TRIPLET = 50
+
+
+def make_triplets(labels: Sequence, speakers: Sequence, *, n_triplets: int, mode: str,
+                  seed: int = 0) -> np.ndarray:
+    """Draw distinct ABX triplets of token indices, seeded.
+
+    Args:
+        labels: (n,) label of each token.
+        speakers: (n,) speaker of each token.
+        n_triplets: int >= 1. Triplets wanted; fewer come back when fewer exist.
+        mode: "within" (A, B, X one speaker) or "across" (A, B one speaker, X another).
+        seed: int. Seeds the draw.
+
+    Returns:
+        (k, 3) int64 rows (a, b, x), k <= n_triplets, k >= 1.
+
+    Raises:
+        ParameterError: an invalid mode or count, or no valid triplet exists.
+    """
+    if mode not in MODES:
+        raise ParameterError(f"Invalid value for `mode`: expected one of {MODES}, received "
+                             f"{mode!r}.")
+    if isinstance(n_triplets, bool) or not isinstance(n_triplets, (int, np.integer)) \
+            or n_triplets < 1:
+        raise ParameterError(f"Invalid value for `triplets`: expected an integer >= 1, "
+                             f"received {n_triplets!r}.")
+    labels, speakers = np.asarray(labels), np.asarray(speakers)
+    rng = np.random.default_rng(seed)
+    n = len(labels)
+    found, seen = [], set()
+    for _ in range(n_triplets * DRAWS_PER_TRIPLET):
+        if len(found) == n_triplets:
+            break
+        a = int(rng.integers(n))
+        same_speaker = speakers == speakers[a]
+        b_choices = np.flatnonzero(same_speaker & (labels != labels[a]))
+        x_speaker = same_speaker if mode == "within" else ~same_speaker
+        x_choices = np.flatnonzero(x_speaker & (labels == labels[a]))
+        x_choices = x_choices[x_choices != a]
+        if not len(b_choices) or not len(x_choices):
+            continue
+        triplet = (a, int(rng.choice(b_choices)), int(rng.choice(x_choices)))
+        if triplet not in seen:
+            seen.add(triplet)
+            found.append(triplet)
+    if not found:
+        need = ("two tokens of one label and one of another, all of one speaker"
+                if mode == "within" else
+                "one label spoken by two speakers, and another label by the first")
+        raise ParameterError(f"No {mode}-speaker ABX triplet in these {n} files: it needs "
+                             f"{need}.")
+    return np.asarray(found, dtype=np.int64)
+
+
+def _unit_frames(sequence: np.ndarray) -> np.ndarray:
+    """Each frame divided by its L2 norm (all-zero frames stay zero)."""
+    sequence = np.asarray(sequence, dtype=np.float32)
+    norms = np.linalg.norm(sequence, axis=1, keepdims=True)
+    return sequence / np.maximum(norms, 1e-8)
+
+
+def abx_error(sequences: List[np.ndarray], triplets: np.ndarray) -> float:
+    """Share of triplets where X is closer to B than to A (ties count half).
+
+    Args:
+        sequences: list of (n_i, D) arrays, one per token.
+        triplets: (k, 3) rows (a, b, x) of indices into `sequences`.
+
+    Returns:
+        float in [0, 1].
+    """
+    from discovery.evaluate.pairs import pair_distances
+
+    unit = [_unit_frames(s) for s in sequences]
+    triplets = np.asarray(triplets, dtype=np.int64)
+    to_a = pair_distances(unit, triplets[:, [2, 0]], normalized=True)
+    to_b = pair_distances(unit, triplets[:, [2, 1]], normalized=True)
+    return float(np.mean((to_a > to_b) + 0.5 * (to_a == to_b)))
+
+
+def abx_scores(representations: Dict[str, List[np.ndarray]], labels: Sequence,
+               speakers: Sequence, *, n_triplets: int = 2000,
+               seed: int = 0) -> Dict[str, Dict[str, float]]:
+    """Within- and across-speaker ABX error of each representation, on the same triplets.
+
+    Args:
+        representations: {name: one (n_i, D) sequence per token}, tokens in the same
+            order as `labels` and `speakers`.
+        n_triplets: int >= 1. Triplets of each mode.
+        seed: int. Seeds the triplets.
+
+    Returns:
+        {name: {"within": error, "across": error}, "n_triplets": {"within": k, "across":
+        k}}.
+    """
+    triplets = {mode: make_triplets(labels, speakers, n_triplets=n_triplets, mode=mode,
+                                    seed=seed) for mode in MODES}
+    scores = {name: {mode: abx_error(sequences, triplets[mode]) for mode in MODES}
+              for name, sequences in representations.items()}
+    scores["n_triplets"] = {mode: int(len(triplets[mode])) for mode in MODES}
+    return scores

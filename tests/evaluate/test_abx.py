@@ -1,0 +1,137 @@
+"""ABX discriminability: triplets drawn as defined, errors on hand-built tokens whose
+answer is known, and `discovery abx` end to end."""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from discovery.cli import main
+from discovery.errors import ParameterError
+from discovery.evaluate.abx import abx_error, abx_scores, make_triplets
+
+ROOT = Path(__file__).resolve().parents[2]
+LABELS = np.array(["p", "p", "q", "q", "p", "p", "q", "q"])
+SPEAKERS = np.array(["s1", "s1", "s1", "s1", "s2", "s2", "s2", "s2"])
+
+
+def test_within_speaker_triplets_share_one_speaker():
+    triplets = make_triplets(LABELS, SPEAKERS, n_triplets=50, mode="within", seed=3)
+    a, b, x = triplets.T
+    assert np.all(SPEAKERS[a] == SPEAKERS[b]) and np.all(SPEAKERS[a] == SPEAKERS[x])
+    assert np.all(LABELS[a] == LABELS[x]) and np.all(LABELS[a] != LABELS[b])
+    assert np.all(a != x)
+    assert len({tuple(t) for t in triplets}) == len(triplets)  # distinct
+    # 2 speakers x 4 choices of A x 2 of B x 1 of X: 16 exist, all found.
+    assert len(triplets) == 16
+    np.testing.assert_array_equal(
+        triplets, make_triplets(LABELS, SPEAKERS, n_triplets=50, mode="within", seed=3))
+
+
+def test_across_speaker_triplets_take_x_from_another_speaker():
+    triplets = make_triplets(LABELS, SPEAKERS, n_triplets=10, mode="across", seed=0)
+    a, b, x = triplets.T
+    assert len(triplets) == 10
+    assert np.all(SPEAKERS[a] == SPEAKERS[b]) and np.all(SPEAKERS[a] != SPEAKERS[x])
+    assert np.all(LABELS[a] == LABELS[x]) and np.all(LABELS[a] != LABELS[b])
+
+
+@pytest.mark.parametrize("mode", ["within", "across"])
+def test_no_valid_triplet_is_a_clear_error(mode):
+    # One token per label and speaker: neither kind of triplet exists.
+    with pytest.raises(ParameterError, match=f"No {mode}-speaker ABX triplet"):
+        make_triplets(["p", "q"], ["s1", "s2"], n_triplets=5, mode=mode)
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.5, True])
+def test_triplet_count_is_checked(bad):
+    with pytest.raises(ParameterError, match="triplets"):
+        make_triplets(LABELS, SPEAKERS, n_triplets=bad, mode="within")
+
+
+def _tokens(directions, lengths):
+    """A token per label: its frames all point along the label's direction, scaled."""
+    rng = np.random.default_rng(0)
+    return [direction[None, :] * rng.uniform(0.5, 5.0, (length, 1))
+            for direction, length in zip(directions, lengths)]
+
+
+def test_a_representation_that_separates_the_labels_makes_no_error():
+    e1, e2 = np.eye(3)[0], np.eye(3)[1]
+    directions = [e1 if label == "p" else e2 for label in LABELS]
+    tokens = _tokens(directions, [5, 7, 6, 4, 8, 5, 6, 9])
+    triplets = make_triplets(LABELS, SPEAKERS, n_triplets=16, mode="within")
+    # Frames are L2-normalised: each token's scale is irrelevant, the direction is all.
+    assert abx_error(tokens, triplets) == 0.0
+    # X is made a copy of B: the triplet is an error.
+    a, b, x = triplets[0]
+    swapped = list(tokens)
+    swapped[x] = tokens[b]
+    assert abx_error(swapped, triplets[:1]) == 1.0
+
+
+def test_a_representation_that_sees_nothing_scores_chance_by_ties():
+    tokens = [np.ones((4, 3))] * len(LABELS)
+    triplets = make_triplets(LABELS, SPEAKERS, n_triplets=16, mode="within")
+    assert abx_error(tokens, triplets) == 0.5
+
+
+def test_a_label_code_that_differs_by_speaker_fails_across_speaker_only():
+    # Speaker s1 codes p and q along axes 0 and 1, speaker s2 the other way round:
+    # within one speaker the labels are apart, across speakers X lands on B.
+    axis = {("p", "s1"): 0, ("q", "s1"): 1, ("p", "s2"): 1, ("q", "s2"): 0}
+    tokens = _tokens([np.eye(2)[axis[label, speaker]]
+                      for label, speaker in zip(LABELS, SPEAKERS)], [5] * len(LABELS))
+    scores = abx_scores({"swapped": tokens}, LABELS, SPEAKERS, n_triplets=16)
+    assert scores["swapped"] == {"within": 0.0, "across": 1.0}
+    assert scores["n_triplets"] == {"within": 16, "across": 16}
+
+
+@pytest.fixture
+def tokens_folder(tmp_path):
+    """Two labels said twice by each of two speakers, from the sample clips (a
+    speaker's second token of a label is a copy of the first), so every kind of
+    triplet exists."""
+    folder = tmp_path / "tokens"
+    folder.mkdir()
+    clips = {("0", "george"): "0_george_0.wav", ("4", "george"): "4_george_0.wav",
+             ("1", "jackson"): "1_jackson_0.wav", ("5", "jackson"): "5_jackson_0.wav"}
+    # "george" says 0 and 4, "jackson" 1 and 5: labelled a and b for both speakers.
+    for (digit, speaker), name in clips.items():
+        label = "a" if digit in ("0", "1") else "b"
+        for token in range(2):
+            shutil.copy(ROOT / "data" / "fsdd" / name, folder / f"{label}_{speaker}_{token}.wav")
+    return folder
+
+
+@pytest.mark.slow
+def test_the_command_writes_abx_json_and_prints_the_table(tokens_folder, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["abx", str(tokens_folder), "--label-regex", r"^([ab])_",
+                 "--speaker-regex", r"^[ab]_([a-z]+)_", "--out", str(out),
+                 "--triplets", "20", "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    for name in ("log-mel", "mfcc", "model"):
+        assert name in printed
+    written = json.loads((out / "abx.json").read_text())
+    assert written["n_files"] == 8 and written["n_speakers"] == 2
+    for name in ("log-mel", "mfcc", "model"):
+        for mode in ("within", "across"):
+            # Within speaker, X is an exact copy of A: no representation may err.
+            error = written["results"][name][mode]
+            assert 0.0 <= error <= 1.0
+        assert written["results"][name]["within"] == 0.0
+    # A second run into the same folder is refused without --overwrite.
+    assert main(["abx", str(tokens_folder), "--label-regex", r"^([ab])_",
+                 "--speaker-regex", r"^[ab]_([a-z]+)_", "--out", str(out), "--quiet"]) == 2
+
+
+def test_a_regex_that_does_not_match_exits_2_with_one_line(tokens_folder, tmp_path, capsys):
+    assert main(["abx", str(tokens_folder), "--label-regex", r"^(\d)_",
+                 "--speaker-regex", r"_([a-z]+)_", "--out", str(tmp_path / "out"),
+                 "--quiet"]) == 2
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("discovery: error:")]
+    assert len(lines) == 1 and "label_regex" in lines[0] and "Traceback" not in err
