@@ -131,6 +131,23 @@ class Bundle:
         if self.path is not None:
             object.__setattr__(self, "path", Path(self.path))
 
+    def with_hop(self, hop_seconds: Optional[float]) -> "Bundle":
+        """This bundle with its windows `hop_seconds` apart, the same model: the
+        windows keep their length, so no retraining is needed (finer hops give
+        embedding sequences fit for DTW alignment). None returns the bundle itself.
+
+        Raises:
+            ParameterError: the hop is not a whole number of feature hops (named).
+        """
+        if hop_seconds is None:
+            return self
+        if isinstance(hop_seconds, bool) or not isinstance(hop_seconds, (int, float)) \
+                or not hop_seconds > 0:
+            raise ParameterError(f"Invalid value for `hop_seconds`: expected a number > 0, "
+                                 f"received {hop_seconds!r}.")
+        windows = self.config.windows.replace(hop_seconds=float(hop_seconds))
+        return dataclasses.replace(self, config=self.config.replace(windows=windows))
+
     @classmethod
     def load(cls, directory=None) -> "Bundle":
         """Load a bundle folder, or a shipped bundle by name.

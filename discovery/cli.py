@@ -142,6 +142,7 @@ def _run_embed(args) -> int:
 
     windows, out, failures = write_embeddings(args.inputs, args.out, bundle=args.model,
                                               overwrite=args.overwrite,
+                                              hop_seconds=args.hop_seconds,
                                               progress=not args.quiet)
     if out is not None and not args.quiet:
         print(f"wrote {len(windows)} windows of {len(windows.files)} recording(s) to {out}",
@@ -196,7 +197,8 @@ def _run_abx(args) -> int:
     scores, failures = abx(args.inputs, args.out, label_regex=args.label_regex,
                            speaker_regex=args.speaker_regex, bundle=args.model,
                            n_triplets=args.triplets, seed=args.seed,
-                           overwrite=args.overwrite, progress=not args.quiet)
+                           hop_seconds=args.hop_seconds, overwrite=args.overwrite,
+                           progress=not args.quiet)
     counts = scores["n_triplets"]
     print(f"ABX error (%), {counts['within']} triplets within and {counts['across']} "
           "across speaker; lower is better")
@@ -276,6 +278,10 @@ def build_parser() -> argparse.ArgumentParser:
     embed.add_argument("inputs", nargs="+", metavar="INPUT")
     embed.add_argument("--out", required=True, type=Path, metavar="DIR")
     embed.add_argument("--model", metavar="DIR|NAME", help=MODEL_HELP)
+    embed.add_argument("--hop-seconds", type=float, metavar="S",
+                       help="seconds between windows, a whole number of feature hops "
+                            "(e.g. 0.01 or 0.02 for DTW alignment; default: the "
+                            "model's own); the model is not retrained")
     embed.add_argument("--overwrite", action="store_true",
                        help="replace an existing DIR/embeddings.npz")
     embed.add_argument("--quiet", action="store_true")
@@ -333,6 +339,9 @@ def build_parser() -> argparse.ArgumentParser:
     abx.add_argument("--triplets", type=int, default=2000, metavar="N",
                      help="triplets of each kind (default: %(default)s)")
     abx.add_argument("--seed", type=int, default=0)
+    abx.add_argument("--hop-seconds", type=float, metavar="S",
+                     help="seconds between the model's windows, a whole number of "
+                          "feature hops (default: the model's own)")
     abx.add_argument("--overwrite", action="store_true", help="replace DIR/abx.json")
     abx.add_argument("--quiet", action="store_true")
     abx.set_defaults(run=_run_abx)

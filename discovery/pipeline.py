@@ -424,13 +424,15 @@ def write_features(inputs: Sequence, out_dir, config: PipelineConfig, *,
 
 
 def write_embeddings(inputs: Sequence, out_dir, *, bundle=None, overwrite: bool = False,
-                     progress: bool = True) -> tuple:
+                     hop_seconds: Optional[float] = None, progress: bool = True) -> tuple:
     """`discovery embed`: `out_dir/embeddings.npz`, one row per window (file, start_s,
     end_s, embedding, silence); nothing is written when no recording could be read.
 
     Args:
         bundle: a `Bundle`, a bundle folder, a shipped bundle's name, or None for the
             shipped default.
+        hop_seconds: seconds between windows, a whole number of feature hops, or None
+            for the bundle's own (`Bundle.with_hop`).
 
     Returns:
         (`WindowTable`, path written or None, failures).
@@ -444,7 +446,7 @@ def write_embeddings(inputs: Sequence, out_dir, *, bundle=None, overwrite: bool 
     files.refuse_existing([out], overwrite=overwrite)
     if not isinstance(bundle, Bundle):
         bundle = Bundle.load(bundle)
-    windows, _, failures = bundle.embed(inputs, progress=progress)
+    windows, _, failures = bundle.with_hop(hop_seconds).embed(inputs, progress=progress)
     if not windows.files:
         return windows, None, failures
     files.save_npz(out, windows.to_arrays())
@@ -502,13 +504,17 @@ def pairs(inputs: Sequence, out_dir, *, label_regex: str, bundle=None, n_pairs: 
 
 
 def abx(inputs: Sequence, out_dir, *, label_regex: str, speaker_regex: str, bundle=None,
-        n_triplets: int = 2000, seed: int = 0, overwrite: bool = False,
-        progress: bool = True) -> tuple:
+        n_triplets: int = 2000, seed: int = 0, hop_seconds: Optional[float] = None,
+        overwrite: bool = False, progress: bool = True) -> tuple:
     """`discovery abx`: within- and across-speaker ABX error of log-mel, MFCC with deltas
     and the model's window embeddings, on the same seeded triplets (`evaluate.abx`).
 
     Each file is one token; its label and speaker come from its name. Writes
     `abx.json` into `out_dir`.
+
+    Args:
+        hop_seconds: seconds between the model's windows (`Bundle.with_hop`); None for
+            the bundle's own.
 
     Returns:
         (scores as in abx.json's "results", failures).
@@ -531,6 +537,7 @@ def abx(inputs: Sequence, out_dir, *, label_regex: str, speaker_regex: str, bund
     files.refuse_existing([out / "abx.json"], overwrite=overwrite)
     if not isinstance(bundle, Bundle):
         bundle = Bundle.load(bundle)
+    bundle = bundle.with_hop(hop_seconds)
     recordings, embed_failures = embed_with_features(paths, model=bundle.model,
                                                      config=bundle.config,
                                                      progress=progress)
@@ -562,6 +569,7 @@ def abx(inputs: Sequence, out_dir, *, label_regex: str, speaker_regex: str, bund
         {"n_files": len(kept), "n_labels": int(len(set(labels))),
          "n_speakers": int(len(set(speakers))), "label_regex": label_regex,
          "speaker_regex": speaker_regex, "model": str(bundle.path), "seed": seed,
+         "window_hop_seconds": bundle.config.windows.hop_seconds,
          "distance": "DTW over L2-normalised frames, divided by the path length",
          "results": scores}, indent=2))
     return scores, failures

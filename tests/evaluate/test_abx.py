@@ -135,3 +135,41 @@ def test_a_regex_that_does_not_match_exits_2_with_one_line(tokens_folder, tmp_pa
     err = capsys.readouterr().err
     lines = [line for line in err.splitlines() if line.startswith("discovery: error:")]
     assert len(lines) == 1 and "label_regex" in lines[0] and "Traceback" not in err
+
+
+# -- windows at another hop, for alignment (`Bundle.with_hop`, `embed --hop-seconds`) --
+
+def test_with_hop_changes_the_hop_and_nothing_else():
+    from discovery.bundle import Bundle
+
+    bundle = Bundle.load("default")
+    assert bundle.with_hop(None) is bundle
+    finer = bundle.with_hop(0.02)
+    assert finer.model is bundle.model and finer.path == bundle.path
+    assert finer.config.windows.hop_seconds == 0.02
+    assert finer.config.windows.window_seconds == bundle.config.windows.window_seconds
+    assert finer.config.input_frames == bundle.config.input_frames
+    with pytest.raises(ParameterError, match="whole number of feature hops"):
+        bundle.with_hop(0.015)
+    for bad in (0, -0.01, True, "0.02"):
+        with pytest.raises(ParameterError, match="hop_seconds"):
+            bundle.with_hop(bad)
+
+
+@pytest.mark.slow
+def test_embed_at_a_finer_hop_writes_more_windows(tmp_path, capsys):
+    clip = ROOT / "data" / "recordings" / "rec_01.wav"  # 85 s
+    counts = {}
+    for hop in ("0.08", "0.01"):
+        out = tmp_path / hop
+        assert main(["embed", str(clip), "--out", str(out), "--hop-seconds", hop,
+                     "--quiet"]) == 0
+        with np.load(out / "embeddings.npz") as arrays:
+            counts[hop] = len(arrays["start_s"])
+            starts = arrays["start_s"]
+        assert np.allclose(np.diff(starts), float(hop), atol=1e-6)
+    assert counts["0.01"] > 7 * counts["0.08"]
+    assert main(["embed", str(clip), "--out", str(tmp_path / "bad"), "--hop-seconds",
+                 "0.015", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "windows.hop_seconds" in err and "Traceback" not in err
