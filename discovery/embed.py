@@ -222,8 +222,8 @@ def _seconds(path: Path) -> float:
         return 0.0  # reported as a failure when it is read
 
 
-def each_recording(paths: Sequence[Path], model, config: PipelineConfig, failures: list, *,
-          progress: bool):
+def each_recording(paths: Sequence[Path], model, config: PipelineConfig, failures: list,
+                   *, progress: bool):
     """Yield each readable recording's `RecordingEmbedding`, listing the others in
     `failures`; progress is shown in seconds of audio, so one long file moves it too."""
     bar = tqdm(total=round(sum(_seconds(p) for p in paths), 1), unit="s", desc="embedding",
@@ -261,8 +261,8 @@ def embed_paths(paths: Sequence[Path], *, model, config: PipelineConfig,
         infos.append(embedded.info())
         windows = embedded.recording.windows
         parts.append((windows.start_s, windows.end_s, embedded.embedding, embedded.silence))
-    return Embedded(stack_windows([info.path for info in infos], parts, model.latent_dim), infos,
-                    failures)
+    files = [info.path for info in infos]
+    return Embedded(stack_windows(files, parts, model.latent_dim), infos, failures)
 
 
 def embed_with_features(paths: Sequence[Path], *, model, config: PipelineConfig,

@@ -523,10 +523,7 @@ def abx(inputs: Sequence, out_dir, *, label_regex: str, speaker_regex: str, bund
         ParameterError: the regexes, the triplet count or `out_dir` are refused, or no
             triplet exists, all before the model loads.
     """
-    import librosa
-
-    from discovery.evaluate.abx import make_triplets
-    from discovery.frontend import audio
+    from discovery.evaluate.abx import make_triplets, mfcc_with_deltas
 
     paths, failures = files.find_inputs(inputs)
     labels = values_from_names(paths, label_regex, name="label_regex")
@@ -542,31 +539,21 @@ def abx(inputs: Sequence, out_dir, *, label_regex: str, speaker_regex: str, bund
                                                      config=bundle.config,
                                                      progress=progress)
     failures += embed_failures
-    kept = [r.recording.path for r in recordings]
-    features = bundle.config.features
-    mfccs = []
-    for path in kept:
-        samples = audio.load(path, sample_rate=features.sample_rate)
-        mfcc = librosa.feature.mfcc(y=samples, sr=features.sample_rate, n_mfcc=13,
-                                    n_fft=features.fft_size, win_length=features.frame_length,
-                                    hop_length=features.hop_length)
-        n_frames = mfcc.shape[1]
-        # librosa's deltas take an odd window of 3 frames up to the clip's length.
-        width = min(9, n_frames if n_frames % 2 else n_frames - 1)
-        deltas = ([librosa.feature.delta(mfcc, width=width),
-                   librosa.feature.delta(mfcc, order=2, width=width)] if width >= 3
-                  else [np.zeros_like(mfcc)] * 2)
-        mfccs.append(np.concatenate([mfcc, *deltas]).T)
-    representations = {"log-mel": [r.recording.features.values for r in recordings],
-                       "mfcc": mfccs, "model": [r.embedding for r in recordings]}
-    labels = values_from_names(kept, label_regex, name="label_regex")
-    speakers = values_from_names(kept, speaker_regex, name="speaker_regex")
+    # The tokens that could be read, with their labels and speakers.
+    position = {str(path): index for index, path in enumerate(paths)}
+    kept = [position[str(r.recording.path)] for r in recordings]
+    labels, speakers = labels[kept], speakers[kept]
+    representations = {
+        "log-mel": [r.recording.features.values for r in recordings],
+        "mfcc": [mfcc_with_deltas(r.recording.path, bundle.config.features)
+                 for r in recordings],
+        "model": [r.embedding for r in recordings]}
     if progress:
         print(f"ABX: DTW on up to {n_triplets} triplets within and across speaker",
               file=sys.stderr)
     scores = abx_scores(representations, labels, speakers, n_triplets=n_triplets, seed=seed)
     files.write_text(out / "abx.json", json.dumps(
-        {"n_files": len(kept), "n_labels": int(len(set(labels))),
+        {"n_files": len(recordings), "n_labels": int(len(set(labels))),
          "n_speakers": int(len(set(speakers))), "label_regex": label_regex,
          "speaker_regex": speaker_regex, "model": str(bundle.path), "seed": seed,
          "window_hop_seconds": bundle.config.windows.hop_seconds,

@@ -20,7 +20,9 @@ from typing import Dict, List, Sequence
 
 import numpy as np
 
+from discovery.config import FeatureConfig
 from discovery.errors import ParameterError
+from discovery.frontend.audio import PathLike
 
 MODES = ("within", "across")
 # Tries per wanted triplet before giving up on finding more (the valid ones are rare).
@@ -77,6 +79,30 @@ def make_triplets(labels: Sequence, speakers: Sequence, *, n_triplets: int, mode
         raise ParameterError(f"No {mode}-speaker ABX triplet in these {n} files: it needs "
                              f"{need}.")
     return np.asarray(found, dtype=np.int64)
+
+
+def mfcc_with_deltas(path: PathLike, config: FeatureConfig, *, n_mfcc: int = 13) -> np.ndarray:
+    """The classic anchor: MFCC (librosa) with deltas and delta-deltas, on the frames of
+    `config` (sample rate, frame length, hop).
+
+    Returns:
+        (n_frames, 3 * n_mfcc) float array.
+    """
+    import librosa
+
+    from discovery.frontend import audio
+
+    samples = audio.load(path, sample_rate=config.sample_rate)
+    mfcc = librosa.feature.mfcc(y=samples, sr=config.sample_rate, n_mfcc=n_mfcc,
+                                n_fft=config.fft_size, win_length=config.frame_length,
+                                hop_length=config.hop_length)
+    n_frames = mfcc.shape[1]
+    # librosa's deltas take an odd window of 3 frames up to the clip's length.
+    width = min(9, n_frames if n_frames % 2 else n_frames - 1)
+    deltas = ([librosa.feature.delta(mfcc, width=width),
+               librosa.feature.delta(mfcc, order=2, width=width)] if width >= 3
+              else [np.zeros_like(mfcc)] * 2)
+    return np.concatenate([mfcc, *deltas]).T
 
 
 def _unit_frames(sequence: np.ndarray) -> np.ndarray:
