@@ -197,8 +197,8 @@ def _run_abx(args) -> int:
     scores, failures = abx(args.inputs, args.out, label_regex=args.label_regex,
                            speaker_regex=args.speaker_regex, bundle=args.model,
                            n_triplets=args.triplets, seed=args.seed,
-                           hop_seconds=args.hop_seconds, overwrite=args.overwrite,
-                           progress=not args.quiet)
+                           hop_seconds=args.hop_seconds, speaker=args.speaker,
+                           overwrite=args.overwrite, progress=not args.quiet)
     counts = scores["n_triplets"]
     print(f"ABX error (%), {counts['within']} triplets within and {counts['across']} "
           "across speaker; lower is better")
@@ -208,6 +208,51 @@ def _run_abx(args) -> int:
             print(f"{name:16s} {100 * errors['within']:7.1f} {100 * errors['across']:7.1f}")
     if not args.quiet:
         print(f"wrote {Path(args.out) / 'abx.json'}", file=sys.stderr)
+    return _report_failures(failures)
+
+
+def _siamese_settings(args):
+    from discovery.config import SiameseConfig
+
+    return SiameseConfig(**{name: value for name, value in (
+        ("epochs", getattr(args, "epochs", None)), ("seed", getattr(args, "seed", None)))
+        if value is not None})
+
+
+def _run_tune(args) -> int:
+    from discovery.tuning import tune
+
+    result = tune(args.inputs, args.out, bundle=args.model,
+                  settings=_siamese_settings(args), progress=not args.quiet,
+                  command=_command_line(), overwrite=args.overwrite)
+    if not args.quiet:
+        after = result.history.get("val_pair_roc_auc", [float("nan")])[-1]
+        print(f"wrote the fine-tuned bundle to {result.bundle_dir} in {result.seconds:.0f} s "
+              f"({len(result.mined)} mined pairs; held-out pairs' ROC-AUC "
+              f"{result.pair_roc_auc_before:.3f} -> {after:.3f}); TensorBoard: "
+              f"tensorboard --logdir {Path(args.out) / 'logs'}", file=sys.stderr)
+    return _report_failures(result.failures)
+
+
+def _run_mine(args) -> int:
+    from discovery.pipeline import mine
+
+    report, failures = mine(args.inputs, args.out, bundle=args.model,
+                            label_regex=args.label_regex, speaker_regex=args.speaker_regex,
+                            overwrite=args.overwrite, progress=not args.quiet)
+    line = (f"mined {report['n_pairs']} pairs among {report['n_segments']} segments of "
+            f"{report['n_recordings']} recordings ({report['n_aligned_frames']} aligned "
+            "frames)")
+    if report.get("precision") is not None:
+        line += f"; precision {report['precision']:.3f}"
+    if report.get("across_speaker_share") is not None:
+        line += f"; across speaker {report['across_speaker_share']:.3f}"
+        if report.get("across_speaker_precision") is not None:
+            line += f" (precision {report['across_speaker_precision']:.3f})"
+    print(line)
+    if not args.quiet:
+        print(f"wrote {Path(args.out) / 'mined_pairs.npz'} and "
+              f"{Path(args.out) / 'mining.json'}", file=sys.stderr)
     return _report_failures(failures)
 
 
@@ -254,6 +299,45 @@ def build_parser() -> argparse.ArgumentParser:
                             "training state); DIR must hold nothing else")
     train.add_argument("--quiet", action="store_true")
     train.set_defaults(run=_run_train)
+
+    tune = commands.add_parser(
+        "tune", help="fine-tune a model bundle on sound pairs mined without labels",
+        description="The Siamese stage: cut the recordings into segments, match "
+                    "segments of different recordings by DTW (no labels), and fine-tune "
+                    "the model so that the windows each match aligns embed alike "
+                    "(InfoNCE), keeping its VAE loss and silence head. Writes a new "
+                    "bundle into DIR, TensorBoard logs under DIR/logs (each loss term, "
+                    "the held-out pairs' ROC-AUC per epoch) and the mined pairs under "
+                    "DIR/checkpoints.")
+    tune.add_argument("inputs", nargs="+", metavar="INPUT")
+    tune.add_argument("--out", required=True, type=Path, metavar="DIR")
+    tune.add_argument("--model", metavar="DIR|NAME",
+                      help="the bundle to start from (default: the shipped default); "
+                           "it is not changed")
+    tune.add_argument("--epochs", type=int, metavar="N")
+    tune.add_argument("--seed", type=int, metavar="N")
+    tune.add_argument("--overwrite", action="store_true",
+                      help="replace a model bundle in DIR (and its logs)")
+    tune.add_argument("--quiet", action="store_true")
+    tune.set_defaults(run=_run_tune)
+
+    mine = commands.add_parser(
+        "mine", help="the sound pairs `tune` would learn from, and their precision",
+        description="Match segments of different recordings by DTW, as `tune` does, "
+                    "and write DIR/mined_pairs.npz and DIR/mining.json. With "
+                    "--label-regex (and --speaker-regex) the file names score the pairs: "
+                    "the share of pairs of one label (and across speakers); the labels "
+                    "never choose a pair.")
+    mine.add_argument("inputs", nargs="+", metavar="INPUT")
+    mine.add_argument("--out", required=True, type=Path, metavar="DIR")
+    mine.add_argument("--model", metavar="DIR|NAME", help=MODEL_HELP)
+    mine.add_argument("--label-regex", metavar="REGEX",
+                      help="a label from each file name, to score the pairs")
+    mine.add_argument("--speaker-regex", metavar="REGEX",
+                      help="a speaker from each file name, to count pairs across speakers")
+    mine.add_argument("--overwrite", action="store_true")
+    mine.add_argument("--quiet", action="store_true")
+    mine.set_defaults(run=_run_mine)
 
     info = commands.add_parser("info", help="print a model's layers and settings")
     source = info.add_mutually_exclusive_group()
@@ -342,6 +426,9 @@ def build_parser() -> argparse.ArgumentParser:
     abx.add_argument("--hop-seconds", type=float, metavar="S",
                      help="seconds between the model's windows, a whole number of "
                           "feature hops (default: the model's own)")
+    abx.add_argument("--speaker", metavar="NAME",
+                     help="only triplets whose A and B are this speaker's (one the model "
+                          "never saw); X is theirs within speaker, another's across")
     abx.add_argument("--overwrite", action="store_true", help="replace DIR/abx.json")
     abx.add_argument("--quiet", action="store_true")
     abx.set_defaults(run=_run_abx)

@@ -360,6 +360,50 @@ class TrainConfig(_Config):
 
 
 @dataclasses.dataclass(frozen=True)
+class SiameseConfig(_Config):
+    """Settings of the Siamese stage, `discovery tune` (see discovery/tuning.py).
+
+    Mining (discovery/mining.py): each segment is compared by DTW with its
+    `n_candidates` nearest segments of other recordings, and a pair is kept when each
+    is among the other's `mutual_top` cheapest. Fine-tuning (nn/siamese.py): `epochs`
+    of `steps_per_epoch` batches, each `pair_batch_size` aligned window pairs (InfoNCE
+    at `temperature`, weighted by `siamese_weight`, the second window's frequency axis
+    warped by up to `warp`) and `batch_size` ordinary windows (the VAE's own loss).
+    """
+
+    n_candidates: int = 20
+    mutual_top: int = 5
+    path_step: int = 2
+    epochs: int = 6
+    steps_per_epoch: int = 150
+    pair_batch_size: int = 128
+    batch_size: int = 64
+    learning_rate: float = 5e-4
+    siamese_weight: float = 3.0
+    temperature: float = 0.1
+    warp: float = 0.1
+    # Share of the mined pairs held out to score the stage each epoch.
+    validation_fraction: float = 0.1
+    seed: int = 0
+
+    def __post_init__(self):
+        _check_integer("n_candidates", self.n_candidates, 1, 10_000)
+        _check_integer("mutual_top", self.mutual_top, 1, 10_000)
+        _check_integer("path_step", self.path_step, 1, 10_000)
+        _check_integer("epochs", self.epochs, 1, MAX_EPOCHS)
+        _check_integer("steps_per_epoch", self.steps_per_epoch, 1, 1_000_000)
+        # InfoNCE needs another pair in the batch to push away.
+        _check_integer("pair_batch_size", self.pair_batch_size, 2, MAX_BATCH_SIZE)
+        _check_integer("batch_size", self.batch_size, 1, MAX_BATCH_SIZE)
+        _check_positive("learning_rate", self.learning_rate, 1.0)
+        _check_range("siamese_weight", self.siamese_weight, 0.0, 1e6)
+        _check_positive("temperature", self.temperature, 100.0)
+        _check_range("warp", self.warp, 0.0, 0.5)
+        _check_range("validation_fraction", self.validation_fraction, 0.0, 0.9)
+        _check_integer("seed", self.seed, 0, MAX_SEED)
+
+
+@dataclasses.dataclass(frozen=True)
 class PipelineConfig(_Config):
     """Everything a model bundle needs to reproduce its inputs."""
 

@@ -505,7 +505,8 @@ def pairs(inputs: Sequence, out_dir, *, label_regex: str, bundle=None, n_pairs: 
 
 def abx(inputs: Sequence, out_dir, *, label_regex: str, speaker_regex: str, bundle=None,
         n_triplets: int = 2000, seed: int = 0, hop_seconds: Optional[float] = None,
-        overwrite: bool = False, progress: bool = True) -> tuple:
+        speaker: Optional[str] = None, overwrite: bool = False,
+        progress: bool = True) -> tuple:
     """`discovery abx`: within- and across-speaker ABX error of log-mel, MFCC with deltas
     and the model's window embeddings, on the same seeded triplets (`evaluate.abx`).
 
@@ -515,6 +516,8 @@ def abx(inputs: Sequence, out_dir, *, label_regex: str, speaker_regex: str, bund
     Args:
         hop_seconds: seconds between the model's windows (`Bundle.with_hop`); None for
             the bundle's own.
+        speaker: only triplets whose A and B are this speaker's (a speaker the model
+            never saw); None for all.
 
     Returns:
         (scores as in abx.json's "results", failures).
@@ -529,7 +532,8 @@ def abx(inputs: Sequence, out_dir, *, label_regex: str, speaker_regex: str, bund
     labels = values_from_names(paths, label_regex, name="label_regex")
     speakers = values_from_names(paths, speaker_regex, name="speaker_regex")
     for mode in ("within", "across"):  # fail fast, before the model loads
-        make_triplets(labels, speakers, n_triplets=n_triplets, mode=mode, seed=seed)
+        make_triplets(labels, speakers, n_triplets=n_triplets, mode=mode, seed=seed,
+                      speaker=speaker)
     out = files.check_output_location(out_dir, inputs)
     files.refuse_existing([out / "abx.json"], overwrite=overwrite)
     if not isinstance(bundle, Bundle):
@@ -551,12 +555,82 @@ def abx(inputs: Sequence, out_dir, *, label_regex: str, speaker_regex: str, bund
     if progress:
         print(f"ABX: DTW on up to {n_triplets} triplets within and across speaker",
               file=sys.stderr)
-    scores = abx_scores(representations, labels, speakers, n_triplets=n_triplets, seed=seed)
+    scores = abx_scores(representations, labels, speakers, n_triplets=n_triplets, seed=seed,
+                        speaker=speaker)
     files.write_text(out / "abx.json", json.dumps(
         {"n_files": len(recordings), "n_labels": int(len(set(labels))),
          "n_speakers": int(len(set(speakers))), "label_regex": label_regex,
-         "speaker_regex": speaker_regex, "model": str(bundle.path), "seed": seed,
+         "speaker_regex": speaker_regex, "speaker": speaker, "model": str(bundle.path),
+         "seed": seed,
          "window_hop_seconds": bundle.config.windows.hop_seconds,
          "distance": "DTW over L2-normalised frames, divided by the path length",
          "results": scores}, indent=2))
     return scores, failures
+
+
+def mine(inputs: Sequence, out_dir, *, bundle=None, settings=None,
+         label_regex: Optional[str] = None, speaker_regex: Optional[str] = None,
+         overwrite: bool = False, progress: bool = True) -> tuple:
+    """`discovery mine`: the pairs the Siamese stage would learn from, and how good they
+    are where file names carry labels (the labels score the pairs; they never choose
+    them).
+
+    Segments are cut with the bundle's settings and matched across recordings
+    (`mining.mine_pairs`). Writes `mined_pairs.npz` and `mining.json` into `out_dir`.
+
+    Args:
+        bundle: whose feature and segment settings to use; None for the shipped
+            default.
+        settings: `SiameseConfig` (its mining settings); None for the defaults.
+        label_regex, speaker_regex: labels and speakers from file names, for the
+            report only. Defaults to None: no precision is reported.
+
+    Returns:
+        (report as in mining.json, failures).
+
+    Raises:
+        ParameterError: a regex or `out_dir` is refused, before anything is read.
+    """
+    from discovery.config import SiameseConfig
+    from discovery.mining import mine_pairs, mining_report
+    from discovery.tuning import read_recordings
+
+    settings = settings or SiameseConfig()
+    paths, failures = files.find_inputs(inputs)
+    for regex, name in ((label_regex, "label_regex"), (speaker_regex, "speaker_regex")):
+        if regex is not None:
+            values_from_names(paths, regex, name=name)
+    out = files.check_output_location(out_dir, inputs)
+    files.refuse_existing([out / "mined_pairs.npz", out / "mining.json"],
+                          overwrite=overwrite)
+    if not isinstance(bundle, Bundle):
+        bundle = Bundle.load(bundle)
+    results, read_failures = read_recordings(paths, bundle.config, progress=progress)
+    failures += read_failures
+    if not results:
+        raise AudioError(f"{inputs[0]}: no readable recordings to mine.")
+    if progress:
+        print("mining pairs: DTW between segments of different recordings", file=sys.stderr)
+    started = time.perf_counter()
+    mined = mine_pairs([data.features for _, data in results],
+                       [data.segments for _, data in results],
+                       n_candidates=settings.n_candidates, mutual_top=settings.mutual_top,
+                       path_step=settings.path_step, progress=progress)
+    names = [path for path, _ in results]
+    labels = (values_from_names(names, label_regex, name="label_regex")
+              if label_regex is not None else np.arange(len(names)))
+    speakers = (values_from_names(names, speaker_regex, name="speaker_regex")
+                if speaker_regex is not None else None)
+    report = mining_report(mined, labels, speakers)
+    if label_regex is None:  # the stand-in labels (one per recording) score nothing
+        report.pop("precision")
+        report.pop("across_speaker_precision", None)
+    report.update({"n_recordings": len(results), "seconds": time.perf_counter() - started,
+                   "n_candidates": settings.n_candidates, "mutual_top": settings.mutual_top,
+                   "label_regex": label_regex, "speaker_regex": speaker_regex})
+    with files.atomic_path(out / "mined_pairs.npz") as temporary:
+        with open(temporary, "wb") as handle:
+            np.savez(handle, segments=mined.segments, pairs=mined.pairs, cost=mined.cost,
+                     frames=mined.frames, files=np.asarray([str(p) for p in names]))
+    files.write_text(out / "mining.json", json.dumps(report, indent=2))
+    return report, failures

@@ -116,7 +116,7 @@ def _check_resume(out_dir: Path, config: PipelineConfig) -> None:
                     "or pass --overwrite to start again.")
 
 
-def _prepare_out_dir(out_dir, config: PipelineConfig, *, inputs: Sequence,
+def prepare_out_dir(out_dir, config: PipelineConfig, *, inputs: Sequence,
                      overwrite: bool) -> Path:
     """Make `out_dir` ready for `train`: new, resumable, or cleared by `overwrite`.
 
@@ -315,7 +315,7 @@ def train(inputs: Sequence[PathLike], out_dir: PathLike, config: PipelineConfig,
 
     started = time.perf_counter()
     # Before the slow part, so that a folder that will be refused is refused at once.
-    out_dir = _prepare_out_dir(out_dir, config, inputs=inputs, overwrite=overwrite)
+    out_dir = prepare_out_dir(out_dir, config, inputs=inputs, overwrite=overwrite)
     training = config.training
     keras.utils.set_random_seed(training.seed)
     tf.config.experimental.enable_op_determinism()

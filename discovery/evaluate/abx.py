@@ -30,7 +30,7 @@ DRAWS_PER_TRIPLET = 50
 
 
 def make_triplets(labels: Sequence, speakers: Sequence, *, n_triplets: int, mode: str,
-                  seed: int = 0) -> np.ndarray:
+                  seed: int = 0, speaker=None) -> np.ndarray:
     """Draw distinct ABX triplets of token indices, seeded.
 
     Args:
@@ -39,6 +39,9 @@ def make_triplets(labels: Sequence, speakers: Sequence, *, n_triplets: int, mode
         n_triplets: int >= 1. Triplets wanted; fewer come back when fewer exist.
         mode: "within" (A, B, X one speaker) or "across" (A, B one speaker, X another).
         seed: int. Seeds the draw.
+        speaker: a speaker whose tokens A and B must be (one held out of training:
+            within speaker all three are theirs, across speaker X is another's), or
+            None for any. Defaults to None.
 
     Returns:
         (k, 3) int64 rows (a, b, x), k <= n_triplets, k >= 1.
@@ -56,11 +59,15 @@ def make_triplets(labels: Sequence, speakers: Sequence, *, n_triplets: int, mode
     labels, speakers = np.asarray(labels), np.asarray(speakers)
     rng = np.random.default_rng(seed)
     n = len(labels)
+    firsts = np.arange(n) if speaker is None else np.flatnonzero(speakers == speaker)
+    if not len(firsts):
+        raise ParameterError(f"Invalid value for `speaker`: no file of speaker {speaker!r} "
+                             f"among the {len(set(speakers.tolist()))} speakers found.")
     found, seen = [], set()
     for _ in range(n_triplets * DRAWS_PER_TRIPLET):
         if len(found) == n_triplets:
             break
-        a = int(rng.integers(n))
+        a = int(rng.choice(firsts))
         same_speaker = speakers == speakers[a]
         b_choices = np.flatnonzero(same_speaker & (labels != labels[a]))
         x_speaker = same_speaker if mode == "within" else ~same_speaker
@@ -132,8 +139,8 @@ def abx_error(sequences: List[np.ndarray], triplets: np.ndarray) -> float:
 
 
 def abx_scores(representations: Dict[str, List[np.ndarray]], labels: Sequence,
-               speakers: Sequence, *, n_triplets: int = 2000,
-               seed: int = 0) -> Dict[str, Dict[str, float]]:
+               speakers: Sequence, *, n_triplets: int = 2000, seed: int = 0,
+               speaker=None) -> Dict[str, Dict[str, float]]:
     """Within- and across-speaker ABX error of each representation, on the same triplets.
 
     Args:
@@ -141,13 +148,15 @@ def abx_scores(representations: Dict[str, List[np.ndarray]], labels: Sequence,
             order as `labels` and `speakers`.
         n_triplets: int >= 1. Triplets of each mode.
         seed: int. Seeds the triplets.
+        speaker: only triplets whose A and B are this speaker's (`make_triplets`), or
+            None. Defaults to None.
 
     Returns:
         {name: {"within": error, "across": error}, "n_triplets": {"within": k, "across":
         k}}.
     """
     triplets = {mode: make_triplets(labels, speakers, n_triplets=n_triplets, mode=mode,
-                                    seed=seed) for mode in MODES}
+                                    seed=seed, speaker=speaker) for mode in MODES}
     scores = {name: {mode: abx_error(sequences, triplets[mode]) for mode in MODES}
               for name, sequences in representations.items()}
     scores["n_triplets"] = {mode: int(len(triplets[mode])) for mode in MODES}

@@ -225,3 +225,55 @@ class TrainingRecord(keras.callbacks.Callback):
         if not self._begun:
             # Resumed after the last epoch had finished: nothing was left to run.
             self._begin(len(self._earlier["epochs"]))
+
+
+class PairSeparation(keras.callbacks.Callback):
+    """ROC-AUC of held-out aligned window pairs against mismatched ones, each epoch.
+
+    Label-free validation for the Siamese stage: a positive is a pair of windows that
+    DTW aligned between two recordings (`discovery.mining`), a negative the same first
+    window beside another pair's second window. The score is how well the cosine
+    similarity of the embeddings (`z_mean`) tells them apart; it goes to the logs as
+    `val_pair_roc_auc` (list this callback before `TensorBoard`).
+
+    Args:
+        first, second: (n, T, F) float32 windows, row i of each a positive pair.
+        seed: int. Seeds the mismatching.
+    """
+
+    def __init__(self, first: np.ndarray, second: np.ndarray, *, seed: int = 0):
+        super().__init__()
+        self.first = np.asarray(first, dtype=np.float32)
+        self.second = np.asarray(second, dtype=np.float32)
+        n = len(self.first)
+        # A derangement: every first window meets another pair's second window.
+        self.shift = (np.arange(n) + np.random.default_rng(seed).integers(1, max(n, 2))) % max(n, 1)
+        self.scores = []
+
+    def score(self, vae: VAE) -> float:
+        """The ROC-AUC under `vae`'s embeddings."""
+        a = vae.embed(self.first).z_mean
+        b = vae.embed(self.second).z_mean
+        return pair_roc_auc(a, b, self.shift)
+
+    def on_epoch_end(self, epoch: int, logs: Optional[Dict[str, Any]] = None) -> None:
+        value = self.score(self.model.vae if hasattr(self.model, "vae") else self.model)
+        self.scores.append(value)
+        if logs is not None:
+            logs["val_pair_roc_auc"] = value
+
+
+def pair_roc_auc(first: np.ndarray, second: np.ndarray, shift: np.ndarray) -> float:
+    """ROC-AUC of cosine similarity: rows (first[i], second[i]) against
+    (first[i], second[shift[i]]).
+
+    Args:
+        first, second: (n, d) vectors, row i of each a positive pair.
+        shift: (n,) index of each row's negative partner in `second`.
+    """
+    first = first / np.maximum(np.linalg.norm(first, axis=1, keepdims=True), 1e-8)
+    second = second / np.maximum(np.linalg.norm(second, axis=1, keepdims=True), 1e-8)
+    positive = np.sum(first * second, axis=1)
+    negative = np.sum(first * second[shift], axis=1)
+    truth = np.concatenate([np.ones(len(positive)), np.zeros(len(negative))])
+    return float(metrics.roc_auc_score(truth, np.concatenate([positive, negative])))

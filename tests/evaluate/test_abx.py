@@ -38,6 +38,17 @@ def test_across_speaker_triplets_take_x_from_another_speaker():
     assert np.all(LABELS[a] == LABELS[x]) and np.all(LABELS[a] != LABELS[b])
 
 
+def test_a_held_out_speaker_owns_a_and_b():
+    within = make_triplets(LABELS, SPEAKERS, n_triplets=50, mode="within", speaker="s2")
+    assert len(within) == 8 and np.all(SPEAKERS[within] == "s2")
+    across = make_triplets(LABELS, SPEAKERS, n_triplets=50, mode="across", speaker="s2")
+    a, b, x = across.T
+    assert np.all(SPEAKERS[a] == "s2") and np.all(SPEAKERS[b] == "s2")
+    assert np.all(SPEAKERS[x] == "s1")
+    with pytest.raises(ParameterError, match="'s3'"):
+        make_triplets(LABELS, SPEAKERS, n_triplets=5, mode="within", speaker="s3")
+
+
 @pytest.mark.parametrize("mode", ["within", "across"])
 def test_no_valid_triplet_is_a_clear_error(mode):
     # One token per label and speaker: neither kind of triplet exists.

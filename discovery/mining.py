@@ -1,0 +1,216 @@
+"""Recordings -> pairs of the same sound in two different recordings, found without labels.
+
+    each recording's segments (frontend/segments.py, the silence-delimited spans)
+    -> mining frames: cepstra of the log-mel (DCT, c1-c12: c0, the level, is left
+       out), the segment's mean removed (a fixed channel or voice colour cancels),
+       each frame L2-normalised
+    -> candidates: the nearest segments of other recordings by a fixed-size summary
+       (the frames resampled to SUMMARY_FRAMES, cosine), so that DTW runs on
+       n_candidates pairs per segment, not on all of them
+    -> DTW (`discovery.dtw`, divided by the path length) of every candidate pair
+    -> kept: mutual pairs, each among the other's `mutual_top` cheapest, at most
+       `max_cost` apart
+    -> aligned frames: the cells of each kept pair's DTW path (`dtw_path`)
+
+This is unsupervised term discovery's matching step (Park & Glass 2008; Jansen & Van
+Durme 2011) on segments instead of on every span, as in Thiollière et al. (2015),
+whose Siamese network learns from the aligned frames. Mutual nearest neighbours keep
+precision high without a threshold tuned to one data set; the pairs are mostly of one
+speaker (a speaker's own tokens are closest), which is why the Siamese stage warps
+frequency (`nn.siamese`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import List, Optional, Sequence
+
+import numpy as np
+from scipy.fft import dct
+from tqdm.auto import tqdm
+
+from discovery.dtw import dtw_distance, dtw_path
+from discovery.errors import ParameterError
+
+# Cepstral coefficients kept for matching (c1..c12, the classic MFCC set without c0).
+N_CEPSTRA = 12
+# Frames of the fixed-size summary that picks DTW candidates.
+SUMMARY_FRAMES = 10
+# Candidate pairs per DTW call: a progress step, and a bound on the padded copies.
+CHUNK = 8192
+
+
+@dataclasses.dataclass
+class MinedPairs:
+    """Segment pairs matched across recordings, and the frames their DTW path aligns.
+
+    Attributes:
+        segments: (n, 3) int64 rows (recording, start frame, end frame).
+        pairs: (m, 2) int64 rows of indices into `segments`, first < second; the
+            two segments always come from different recordings.
+        cost: (m,) float DTW cost of each pair, divided by the path length.
+        frames: (k, 5) int64 aligned frames (pair, recording a, frame a, recording b,
+            frame b), frames counted from the start of each recording.
+    """
+
+    segments: np.ndarray
+    pairs: np.ndarray
+    cost: np.ndarray
+    frames: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+
+def mining_frames(features: np.ndarray) -> np.ndarray:
+    """The frames segments are matched on: cepstra c1-c12 of log-mel `features`, the
+    mean over the span removed, each frame L2-normalised.
+
+    Args:
+        features: (n_frames, n_mels) log-mel features of one segment.
+
+    Returns:
+        (n_frames, 12) float32.
+    """
+    cepstra = dct(np.asarray(features, np.float64), type=2, norm="ortho",
+                  axis=1)[:, 1:N_CEPSTRA + 1]
+    cepstra -= cepstra.mean(axis=0)
+    norms = np.linalg.norm(cepstra, axis=1, keepdims=True)
+    return (cepstra / np.maximum(norms, 1e-8)).astype(np.float32)
+
+
+def _summary(frames: np.ndarray) -> np.ndarray:
+    chosen = np.linspace(0, len(frames) - 1, SUMMARY_FRAMES).round().astype(int)
+    flat = frames[chosen].ravel()
+    return flat / max(float(np.linalg.norm(flat)), 1e-8)
+
+
+def _candidates(summaries: np.ndarray, recording: np.ndarray, n_candidates: int) -> np.ndarray:
+    """(i, j) rows: each segment's nearest segments of other recordings, by cosine."""
+    from sklearn.neighbors import NearestNeighbors
+
+    n = len(summaries)
+    # Enough neighbours that n_candidates remain once a recording's own are dropped.
+    own_most = int(np.bincount(recording).max())
+    k = min(n, n_candidates + own_most)
+    _, nearest = NearestNeighbors(n_neighbors=k).fit(summaries).kneighbors(summaries)
+    rows = []
+    for i in range(n):
+        others = nearest[i][recording[nearest[i]] != recording[i]][:n_candidates]
+        rows.append(np.stack([np.full(len(others), i), others], axis=1))
+    return np.concatenate(rows) if rows else np.zeros((0, 2), np.int64)
+
+
+def mine_pairs(features: Sequence[np.ndarray], segments: Sequence[np.ndarray], *,
+               n_candidates: int = 20, mutual_top: int = 5,
+               max_cost: Optional[float] = None, path_step: int = 2,
+               progress: bool = False) -> MinedPairs:
+    """Match segments across recordings by DTW and align the frames of the matches.
+
+    Args:
+        features: one (n_frames, n_mels) log-mel array per recording.
+        segments: one (n_segments, 2) array of [start, end) frame bounds per
+            recording (`frontend.segments.find_segments`).
+        n_candidates: int >= 1. Segments of other recordings compared by DTW with
+            each segment. Defaults to 20.
+        mutual_top: int >= 1. A pair is kept when each segment is among the other's
+            `mutual_top` cheapest. Defaults to 5.
+        max_cost: float or None. Keep only pairs at most this far apart (path-
+            normalised DTW of unit frames, in [0, 2]). Defaults to None: no limit.
+        path_step: int >= 1. Keep every `path_step`-th cell of each path (neighbouring
+            cells hold nearly the same windows). Defaults to 2.
+        progress: bool. Show a progress bar over the DTW pairs. Defaults to False.
+
+    Returns:
+        `MinedPairs`; empty when fewer than two recordings have segments.
+
+    Raises:
+        ParameterError: a setting is out of range, or `features` and `segments` differ
+            in length.
+    """
+    for name, value in (("n_candidates", n_candidates), ("mutual_top", mutual_top),
+                        ("path_step", path_step)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ParameterError(f"Invalid value for `{name}`: expected an integer >= 1, "
+                                 f"received {value!r}.")
+    if len(features) != len(segments):
+        raise ParameterError(f"Invalid value for `segments`: expected one array per "
+                             f"recording ({len(features)}), received {len(segments)}.")
+    rows = [(r, int(a), int(b)) for r, bounds in enumerate(segments)
+            for a, b in np.asarray(bounds).reshape(-1, 2)]
+    table = np.asarray(rows, np.int64).reshape(-1, 3)
+    empty = MinedPairs(table, np.zeros((0, 2), np.int64), np.zeros(0),
+                       np.zeros((0, 5), np.int64))
+    if len(np.unique(table[:, 0])) < 2:
+        return empty
+    sequences: List[np.ndarray] = [mining_frames(features[r][a:b]) for r, a, b in table]
+    summaries = np.stack([_summary(s) for s in sequences])
+    candidates = _candidates(summaries, table[:, 0], n_candidates)
+    lengths = np.array([len(s) for s in sequences])
+    padded = np.zeros((len(sequences), lengths.max(), N_CEPSTRA), np.float32)
+    for i, sequence in enumerate(sequences):
+        padded[i, :len(sequence)] = sequence
+    cost = np.concatenate([
+        dtw_distance(padded[chunk[:, 0]], padded[chunk[:, 1]],
+                     x_lengths=lengths[chunk[:, 0]], y_lengths=lengths[chunk[:, 1]],
+                     normalized=True)
+        for chunk in tqdm(np.array_split(candidates, max(1, -(-len(candidates) // CHUNK))),
+                          desc="DTW on candidate pairs", unit="chunk",
+                          disable=not progress)])
+    pairs, pair_cost = _mutual(candidates, cost, mutual_top, max_cost)
+    frames = []
+    for index, (i, j) in enumerate(pairs):
+        _, path = dtw_path(sequences[i], sequences[j])
+        path = path[::path_step]
+        frames.append(np.stack([np.full(len(path), index), np.full(len(path), table[i, 0]),
+                                table[i, 1] + path[:, 0], np.full(len(path), table[j, 0]),
+                                table[j, 1] + path[:, 1]], axis=1))
+    frames = np.concatenate(frames) if frames else np.zeros((0, 5), np.int64)
+    return MinedPairs(table, pairs, pair_cost, frames.astype(np.int64))
+
+
+def _mutual(candidates: np.ndarray, cost: np.ndarray, top: int,
+            max_cost: Optional[float]) -> tuple:
+    """The candidate pairs each among the other's `top` cheapest (and under max_cost)."""
+    best = {}
+    order = np.lexsort((candidates[:, 1], cost, candidates[:, 0]))
+    for row in order:
+        i, j = (int(v) for v in candidates[row])
+        chosen = best.setdefault(i, {})
+        if len(chosen) < top:
+            chosen[j] = float(cost[row])
+    kept = sorted((i, j, c) for i, chosen in best.items() for j, c in chosen.items()
+                  if i < j and i in best.get(j, {})
+                  and (max_cost is None or c <= max_cost))
+    if not kept:
+        return np.zeros((0, 2), np.int64), np.zeros(0)
+    return (np.asarray([(i, j) for i, j, _ in kept], np.int64),
+            np.asarray([c for _, _, c in kept]))
+
+
+def mining_report(mined: MinedPairs, labels: Sequence, speakers: Optional[Sequence] = None) -> dict:
+    """How good the mined pairs are against labels the mining never saw.
+
+    Args:
+        mined: `mine_pairs`'s result.
+        labels: one label per recording (each recording one token, as in FSDD).
+        speakers: one speaker per recording, or None.
+
+    Returns:
+        {"n_pairs", "n_segments", "n_aligned_frames", "precision" (share of pairs with
+        one label), and with speakers "across_speaker_share" and
+        "across_speaker_precision"}; shares are None when there is nothing to count.
+    """
+    labels = np.asarray(labels)
+    first, second = mined.segments[mined.pairs[:, 0], 0], mined.segments[mined.pairs[:, 1], 0]
+    same = labels[first] == labels[second]
+    report = {"n_pairs": len(mined), "n_segments": int(len(mined.segments)),
+              "n_aligned_frames": int(len(mined.frames)),
+              "precision": float(same.mean()) if len(same) else None}
+    if speakers is not None:
+        speakers = np.asarray(speakers)
+        across = speakers[first] != speakers[second]
+        report["across_speaker_share"] = float(across.mean()) if len(across) else None
+        report["across_speaker_precision"] = (float(same[across].mean()) if across.any()
+                                              else None)
+    return report

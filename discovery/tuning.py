@@ -1,0 +1,291 @@
+"""Fine-tune a trained bundle on pairs mined without labels: `discovery tune`.
+
+    recordings -> analyse (features, windows, energy-based silence targets)
+               -> segments (frontend/segments.py)
+      -> mining.mine_pairs: segments of different recordings matched by DTW, and the
+         frames each match's DTW path aligns
+      -> a seeded share of the pairs held out
+      -> nn.SiameseVAE.fit: batches of windows centred on aligned frames (InfoNCE)
+         and of ordinary windows (the VAE's own loss, so the decoder and the silence
+         head keep working); TensorBoard gets every loss term, the in-batch pair
+         accuracy and the held-out pairs' ROC-AUC (`val_pair_roc_auc`) each epoch
+      -> bundle: the fine-tuned VAE under the base bundle's config.json, a model card
+         that tells both stages
+
+No label and no annotation is read: the silence targets are the energy-based ones.
+`out_dir/logs` receives the TensorBoard events; `out_dir/checkpoints/mined_pairs.npz`
+the mined pairs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import sys
+import time
+from pathlib import Path
+from typing import List, NamedTuple, Optional, Sequence
+
+import numpy as np
+
+from discovery import bundle as bundle_module
+from discovery.bundle import Bundle
+from discovery.config import PipelineConfig, SiameseConfig
+from discovery.errors import AudioError
+from discovery.files import Failure, atomic_path, for_each_file
+from discovery.frontend import audio
+from discovery.frontend.audio import PathLike
+from discovery.frontend.recording import analyse
+from discovery.frontend.segments import find_segments
+from discovery.mining import MinedPairs, mine_pairs
+from discovery.training import CHECKPOINTS, prepare_out_dir
+
+# Held-out window pairs scored each epoch (the score's noise is about 0.01 at 2,000).
+N_VALIDATION_PAIRS = 2000
+MINED_FILE = "mined_pairs.npz"
+
+
+@dataclasses.dataclass
+class TuningResult:
+    """What `tune` produced.
+
+    Attributes:
+        bundle_dir: the fine-tuned bundle's folder.
+        mined: the pairs mined from the recordings.
+        history: every logged value per epoch.
+        pair_roc_auc_before: the held-out pairs' ROC-AUC under the base model.
+        failures: recordings that could not be read.
+        seconds: time this call took, in seconds.
+    """
+
+    bundle_dir: Path
+    mined: MinedPairs
+    history: dict
+    pair_roc_auc_before: float
+    failures: List[Failure]
+    seconds: float
+
+
+def centred_windows(features: Sequence[np.ndarray], recording: np.ndarray,
+                    frame: np.ndarray, length: int) -> np.ndarray:
+    """Windows of `length` frames centred on `frame` of each `recording`, zero-padded
+    past either end.
+
+    Returns:
+        (n, length, n_features) float32.
+    """
+    n_features = features[0].shape[1]
+    out = np.zeros((len(frame), length, n_features), np.float32)
+    for row, (r, centre) in enumerate(zip(recording, frame)):
+        values = features[r]
+        start = int(centre) - length // 2
+        low, high = max(start, 0), min(start + length, len(values))
+        if high > low:
+            out[row, low - start:high - start] = values[low:high]
+    return out
+
+
+class TuningData(NamedTuple):
+    """One recording as the Siamese stage reads it.
+
+    Attributes:
+        features: (n_frames, n_features) normalised features.
+        segments: (n_segments, 2) [start, end) frame bounds.
+        windows: (n_windows, T, F) the model's windows.
+        silence: (n_windows,) float32 energy-based silence targets.
+    """
+
+    features: np.ndarray
+    segments: np.ndarray
+    windows: np.ndarray
+    silence: np.ndarray
+
+
+def read_recordings(paths: Sequence[Path], config: PipelineConfig, *,
+                    progress: bool = True) -> tuple:
+    """Each recording's features, segments, windows and energy-based silence targets.
+
+    Returns:
+        (list of (path, `TuningData`) for the readable files, failures).
+    """
+
+    def work(path: Path) -> TuningData:
+        recording = analyse(path, config)
+        features = recording.features
+        bounds = find_segments(features.energy_db, frame_rate=config.features.frame_rate,
+                               silence=config.silence, segments=config.segments,
+                               digital_silence=features.digital_silence)
+        return TuningData(features.values, bounds,
+                          np.ascontiguousarray(recording.windows.values),
+                          recording.window_silence.astype(np.float32))
+
+    return for_each_file(paths, work, description="reading recordings", progress=progress)
+
+
+def _dataset(features, frames, windows, silence, settings: SiameseConfig, length: int):
+    """Endless seeded batches of aligned window pairs and ordinary windows."""
+    import tensorflow as tf
+
+    n_features = features[0].shape[1]
+
+    def batches():
+        rng = np.random.default_rng(settings.seed)
+        while True:
+            rows = frames[rng.integers(len(frames), size=settings.pair_batch_size)]
+            chosen = rng.integers(len(windows), size=settings.batch_size)
+            yield {"a": centred_windows(features, rows[:, 1], rows[:, 2], length),
+                   "b": centred_windows(features, rows[:, 3], rows[:, 4], length),
+                   "windows": windows[chosen], "silence": silence[chosen]}
+
+    def spec(n, *shape):
+        return tf.TensorSpec((n,) + shape, tf.float32)
+
+    signature = {"a": spec(settings.pair_batch_size, length, n_features),
+                 "b": spec(settings.pair_batch_size, length, n_features),
+                 "windows": spec(settings.batch_size, length, n_features),
+                 "silence": spec(settings.batch_size)}
+    return tf.data.Dataset.from_generator(batches, output_signature=signature).prefetch(2)
+
+
+def _validation_dataset(a, b, windows, silence, batch_size: int):
+    import tensorflow as tf
+
+    return tf.data.Dataset.from_tensor_slices(
+        {"a": a, "b": b, "windows": windows, "silence": silence}).batch(batch_size)
+
+
+def _split(mined: MinedPairs, settings: SiameseConfig) -> tuple:
+    """Aligned-frame rows of the training pairs, and of the held-out pairs."""
+    n_held = int(round(settings.validation_fraction * len(mined)))
+    held = np.random.default_rng(settings.seed).permutation(len(mined))[:n_held]
+    is_held = np.isin(mined.frames[:, 0], held)
+    return mined.frames[~is_held], mined.frames[is_held]
+
+
+def tuning_card(base_card: str, *, settings: SiameseConfig, inputs: Sequence[PathLike],
+                mined: MinedPairs, history: dict, before: float, seconds: float,
+                command: str) -> str:
+    """The base bundle's model card with a section on the Siamese stage."""
+    lines = ["", "## Siamese stage (`discovery tune`)", "",
+             f"- Command: `{command}`",
+             f"- Data: {', '.join(str(p) for p in inputs)}; no label or annotation read.",
+             f"- Mined: {len(mined)} segment pairs of different recordings among "
+             f"{len(mined.segments)} segments, {len(mined.frames)} aligned frames "
+             f"(DTW on cepstra; mutual top {settings.mutual_top} of "
+             f"{settings.n_candidates} candidates).",
+             f"- Fine-tuning: {settings.epochs} epochs of {settings.steps_per_epoch} "
+             f"steps; {settings.pair_batch_size} pairs and {settings.batch_size} windows "
+             f"per step; InfoNCE at temperature {settings.temperature}, weight "
+             f"{settings.siamese_weight}; frequency warp up to {settings.warp}; learning "
+             f"rate {settings.learning_rate}; seed {settings.seed}; time: {seconds:.0f} s.",
+             ]
+    if "val_pair_roc_auc" in history:
+        lines.append(f"- Held-out pairs' ROC-AUC: {before:.3f} before, "
+                     f"{history['val_pair_roc_auc'][-1]:.3f} after.")
+    lines += ["", "| metric (last epoch) | value |", "|---|---|"]
+    lines += [f"| {name} | {values[-1]:.4f} |" for name, values in sorted(history.items())]
+    text = base_card.rstrip("\n")
+    marker = "\n## Siamese stage"
+    if marker in text:  # a bundle tuned again keeps one section, the newest
+        text = text[:text.index(marker)].rstrip("\n")
+    return text + "\n" + "\n".join(lines) + "\n"
+
+
+def tune(inputs: Sequence[PathLike], out_dir: PathLike, *, bundle=None,
+         settings: SiameseConfig = SiameseConfig(), progress: bool = True,
+         command: Optional[str] = None, overwrite: bool = False) -> TuningResult:
+    """Fine-tune a bundle's model on pairs mined from `inputs`, and write a new bundle.
+
+    Args:
+        inputs: audio files or folders (no labels needed).
+        out_dir: folder for the new bundle, `logs/` and `checkpoints/`.
+        bundle: the base: a `Bundle`, a bundle folder, a shipped bundle's name, or
+            None for the shipped default. It is not changed.
+        settings: mining and fine-tuning settings.
+        progress: bool. Show progress on stderr. Defaults to True.
+        command: the command line for the model card. Defaults to None.
+        overwrite: bool. Replace a bundle in `out_dir`. Defaults to False.
+
+    Returns:
+        `TuningResult`.
+
+    Raises:
+        ParameterError: `out_dir` is refused (see `training.train`).
+        AudioError: no recording could be read, or no pair was found.
+    """
+    import keras
+
+    from discovery.nn.callbacks import PairSeparation, TrainingRecord
+    from discovery.nn.siamese import SiameseVAE
+
+    started = time.perf_counter()
+    base = bundle if isinstance(bundle, Bundle) else Bundle.load(bundle)
+    out_dir = prepare_out_dir(out_dir, base.config, inputs=inputs, overwrite=overwrite)
+    keras.utils.set_random_seed(settings.seed)
+    paths = audio.find_audio_files(inputs)
+    results, failures = read_recordings(paths, base.config, progress=progress)
+    if not results:
+        raise AudioError(f"{inputs[0]}: no readable recordings to tune on.")
+    features = [data.features for _, data in results]
+    if progress:
+        print("mining pairs: DTW between segments of different recordings", file=sys.stderr)
+    mined = mine_pairs(features, [data.segments for _, data in results],
+                       n_candidates=settings.n_candidates, mutual_top=settings.mutual_top,
+                       path_step=settings.path_step, progress=progress)
+    if len(mined) < 2:
+        raise AudioError(f"{inputs[0]}: found {len(mined)} matching segment pairs across "
+                         f"{len(results)} recordings; the Siamese stage needs recordings "
+                         "that repeat their sounds (at least two pairs).")
+    with atomic_path(out_dir / CHECKPOINTS / MINED_FILE) as temporary:
+        with open(temporary, "wb") as handle:
+            np.savez(handle, segments=mined.segments, pairs=mined.pairs, cost=mined.cost,
+                     frames=mined.frames,
+                     files=np.asarray([str(path) for path, _ in results]))
+    train_rows, held_rows = _split(mined, settings)
+    if not len(held_rows):
+        held_rows = train_rows
+    held_rows = held_rows[np.random.default_rng(settings.seed).permutation(
+        len(held_rows))[:N_VALIDATION_PAIRS]]
+    windows = np.concatenate([data.windows for _, data in results])
+    silence = np.concatenate([data.silence for _, data in results])
+    length = base.config.input_frames
+    if progress:
+        print(f"mined {len(mined)} pairs ({len(mined.frames)} aligned frames) in "
+              f"{len(results)} recordings; fine-tuning on {len(train_rows)} aligned "
+              f"frames, scoring {len(held_rows)} held out", file=sys.stderr)
+    held_a = centred_windows(features, held_rows[:, 1], held_rows[:, 2], length)
+    held_b = centred_windows(features, held_rows[:, 3], held_rows[:, 4], length)
+    separation = PairSeparation(held_a, held_b, seed=settings.seed)
+    # The held-out pairs with as many ordinary windows: every loss term as val_*.
+    shown = np.random.default_rng(settings.seed).integers(len(windows), size=len(held_a))
+    validation = _validation_dataset(held_a, held_b, windows[shown], silence[shown],
+                                     settings.pair_batch_size)
+    vae = base.model
+    before = separation.score(vae)
+    model = SiameseVAE(vae, siamese_weight=settings.siamese_weight,
+                       temperature=settings.temperature, warp=settings.warp,
+                       seed=settings.seed)
+    model.compile(optimizer=keras.optimizers.Adam(settings.learning_rate))
+    record = TrainingRecord(out_dir / CHECKPOINTS / "history.json")
+    callbacks = [separation, keras.callbacks.TerminateOnNaN(), record,
+                 keras.callbacks.TensorBoard(log_dir=str(out_dir / "logs"),
+                                             write_graph=False, update_freq="epoch")]
+    data = _dataset(features, train_rows, windows, silence, settings, length)
+    if progress:
+        print(f"held-out pairs' ROC-AUC before: {before:.3f}", file=sys.stderr)
+    with contextlib.redirect_stdout(sys.stderr):
+        model.fit(data, validation_data=validation, epochs=settings.epochs,
+                  steps_per_epoch=settings.steps_per_epoch,
+                  callbacks=callbacks, shuffle=False, verbose=2 if progress else 0)
+    history = {name: [float(epoch[name]) for epoch in record.epochs if name in epoch]
+               for name in (record.epochs[-1] if record.epochs else {})
+               if name != "elapsed_s"}
+    seconds = time.perf_counter() - started
+    base_card = ((base.path / bundle_module.CARD_FILE).read_text(encoding="utf-8")
+                 if base.path is not None and (base.path / bundle_module.CARD_FILE).is_file()
+                 else "# Model card\n")
+    card = tuning_card(base_card, settings=settings, inputs=inputs, mined=mined,
+                       history=history, before=before, seconds=seconds,
+                       command=command or "discovery.tuning.tune(...)")
+    bundle_module.save_bundle(vae, base.config, out_dir, card=card)
+    return TuningResult(out_dir, mined, history, before, failures, seconds)

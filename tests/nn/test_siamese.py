@@ -1,0 +1,83 @@
+"""The Siamese stage's pieces: InfoNCE, the frequency warp, SiameseVAE, its callback."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from discovery.nn import build_vae, get_preset
+from discovery.nn.callbacks import PairSeparation, pair_roc_auc
+from discovery.nn.siamese import SiameseVAE, info_nce, warp_frequency
+
+TINY = get_preset("tiny")
+FRAMES, FEATURES = TINY.input_frames, TINY.input_features
+
+
+def test_info_nce_is_small_for_matched_rows_and_log_batch_for_blind_ones(rng):
+    codes = np.eye(8, dtype="float32")
+    loss, accuracy = info_nce(codes, codes, temperature=0.05)
+    assert float(loss) < 1e-3 and float(accuracy) == 1.0
+    # Every row alike: no row can find its pair, the loss is log(batch) and ties
+    # resolve to the first row.
+    same = np.ones((8, 4), "float32")
+    loss, accuracy = info_nce(same, same, temperature=0.1)
+    assert float(loss) == pytest.approx(np.log(8), rel=1e-5)
+    assert float(accuracy) == pytest.approx(1 / 8)
+    # Rows paired with the wrong partners score worse than the right ones.
+    shuffled, _ = info_nce(codes, codes[::-1], temperature=0.05)
+    assert float(shuffled) > 10
+
+
+def test_warp_keeps_shape_and_flat_spectra_and_is_off_at_zero(rng):
+    windows = tf.constant(rng.random((4, FRAMES, FEATURES)), tf.float32)
+    assert warp_frequency(windows, 0.0) is windows
+    warped = warp_frequency(windows, 0.2, seed=1)
+    assert warped.shape == windows.shape
+    assert not np.allclose(warped.numpy(), windows.numpy())
+    # Interpolation between bins stays within their values; a flat spectrum stays flat.
+    assert warped.numpy().min() >= windows.numpy().min() - 1e-6
+    assert warped.numpy().max() <= windows.numpy().max() + 1e-6
+    flat = tf.ones((2, FRAMES, FEATURES)) * 0.5
+    np.testing.assert_allclose(warp_frequency(flat, 0.2, seed=1).numpy(), 0.5, atol=1e-6)
+    # The lowest bin never moves (it is scaled by the factor, 0 * alpha = 0).
+    np.testing.assert_allclose(warped.numpy()[:, :, 0], windows.numpy()[:, :, 0], atol=1e-6)
+
+
+def test_pair_roc_auc_tells_matched_rows_from_mismatched(rng):
+    first = rng.standard_normal((50, 6))
+    shift = (np.arange(50) + 1) % 50
+    assert pair_roc_auc(first, first + 0.01 * rng.standard_normal((50, 6)), shift) > 0.99
+    assert 0.3 < pair_roc_auc(first, rng.standard_normal((50, 6)), shift) < 0.7
+
+
+def _pairs(rng, n):
+    """Pairs that share a stripe band (a made-up 'same sound'), b a little noisier."""
+    a = np.zeros((n, FRAMES, FEATURES), "float32")
+    bands = rng.integers(FEATURES, size=n)
+    a[np.arange(n), :, bands] = 1.0
+    b = np.clip(a + 0.1 * rng.random(a.shape), 0, 1).astype("float32")
+    return a, b
+
+
+def test_fine_tuning_pulls_pairs_together_and_keeps_the_vae_terms(rng):
+    keras.utils.set_random_seed(0)
+    vae = build_vae(TINY)
+    a, b = _pairs(rng, 64)
+    windows = rng.random((32, FRAMES, FEATURES)).astype("float32")
+    silence = (rng.random(32) < 0.5).astype("float32")
+    data = tf.data.Dataset.from_tensors(
+        {"a": a[:32], "b": b[:32], "windows": windows, "silence": silence}).repeat()
+    held_a, held_b = _pairs(rng, 40)
+    separation = PairSeparation(held_a, held_b, seed=0)
+    before = separation.score(vae)
+    model = SiameseVAE(vae, siamese_weight=5.0, temperature=0.1, warp=0.0)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    history = model.fit(data, epochs=3, steps_per_epoch=10, verbose=0, shuffle=False,
+                        callbacks=[separation]).history
+    for name in ("loss", "reconstruction_loss", "kl_loss", "silence_loss",
+                 "siamese_loss", "pair_accuracy", "val_pair_roc_auc"):
+        assert len(history[name]) == 3 and np.all(np.isfinite(history[name])), name
+    assert history["siamese_loss"][-1] < history["siamese_loss"][0]
+    # The weights that changed are the VAE's own: it embeds the held-out pairs closer.
+    assert separation.score(vae) > before
+    assert separation.score(vae) == pytest.approx(history["val_pair_roc_auc"][-1])

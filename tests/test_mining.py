@@ -1,0 +1,158 @@
+"""Pair mining: cepstral frames, mutual matches across recordings, aligned frames."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from discovery.cli import main
+from discovery.errors import ParameterError
+from discovery.mining import MinedPairs, _mutual, mine_pairs, mining_frames, mining_report
+
+DATA = Path(__file__).resolve().parent.parent / "data"
+N_MELS = 16
+
+
+def _word(kind: int, n_frames: int, rng) -> np.ndarray:
+    """A made-up word: a formant that rises (kind 0), falls (1) or jumps (2) over time,
+    drawn at `n_frames` frames, with a little noise."""
+    t = np.linspace(0.0, 1.0, n_frames)[:, None]
+    bins = np.arange(N_MELS)[None, :]
+    centre = {0: 3 + 9 * t, 1: 12 - 9 * t, 2: np.where(t < 0.5, 3.0, 12.0)}[kind]
+    values = np.exp(-0.5 * ((bins - centre) / 1.5) ** 2)
+    return np.clip(values + 0.02 * rng.standard_normal(values.shape), 0, 1)
+
+
+def _recording(kinds, lengths, rng, offset=0.0):
+    """Words separated by 10 silent frames, each recording with its own level offset."""
+    parts, bounds, at = [np.zeros((10, N_MELS))], [], 10
+    for kind, n in zip(kinds, lengths):
+        parts += [_word(kind, n, rng) + offset, np.zeros((10, N_MELS))]
+        bounds.append((at, at + n))
+        at += n + 10
+    return np.concatenate(parts).astype(np.float32), np.asarray(bounds)
+
+
+@pytest.fixture
+def recordings(rng):
+    """Four recordings of three word kinds at different speeds and levels."""
+    made = [_recording([0, 1, 2], [30, 24, 28], rng),
+            _recording([2, 0, 1], [22, 36, 30], rng, offset=0.1),
+            _recording([1, 2, 0], [34, 30, 26], rng, offset=0.05),
+            _recording([0, 2, 1], [28, 26, 22], rng)]
+    kinds = [[0, 1, 2], [2, 0, 1], [1, 2, 0], [0, 2, 1]]
+    return [m[0] for m in made], [m[1] for m in made], kinds
+
+
+def test_mining_frames_are_unit_cepstra_blind_to_a_constant_offset(rng):
+    values = rng.random((20, N_MELS))
+    frames = mining_frames(values)
+    assert frames.shape == (20, 12) and frames.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(frames, axis=1), 1.0, atol=1e-5)
+    # A fixed channel (one offset per band, the same in every frame) cancels.
+    offset = rng.random(N_MELS)
+    np.testing.assert_allclose(mining_frames(values + offset), frames, atol=1e-5)
+
+
+def test_pairs_match_the_same_word_across_recordings_only(recordings):
+    features, bounds, kinds = recordings
+    mined = mine_pairs(features, bounds, n_candidates=6, mutual_top=2)
+    assert len(mined) >= 6
+    word = {(r, int(a)): kinds[r][k] for r in range(4) for k, (a, _) in enumerate(bounds[r])}
+    for i, j in mined.pairs:
+        (ri, ai, _), (rj, aj, _) = mined.segments[i], mined.segments[j]
+        assert ri != rj and i < j
+        assert word[(ri, ai)] == word[(rj, aj)]
+    assert np.all(np.diff(mined.cost) == np.diff(mined.cost))  # finite
+    assert np.all((mined.cost >= 0) & (mined.cost <= 2))
+
+
+def test_aligned_frames_lie_in_their_segments_and_run_forward(recordings):
+    features, bounds, _ = recordings
+    mined = mine_pairs(features, bounds, n_candidates=6, mutual_top=2, path_step=1)
+    for index, (i, j) in enumerate(mined.pairs):
+        rows = mined.frames[mined.frames[:, 0] == index]
+        (ri, ai, bi), (rj, aj, bj) = mined.segments[i], mined.segments[j]
+        assert np.all(rows[:, 1] == ri) and np.all(rows[:, 3] == rj)
+        assert rows[0, 2] == ai and rows[0, 4] == aj  # the path starts at both starts
+        assert rows[-1, 2] == bi - 1 and rows[-1, 4] == bj - 1  # and ends at both ends
+        assert np.all(np.diff(rows[:, 2]) >= 0) and np.all(np.diff(rows[:, 4]) >= 0)
+    halved = mine_pairs(features, bounds, n_candidates=6, mutual_top=2, path_step=2)
+    assert len(halved.frames) < len(mined.frames)
+
+
+def test_mutual_keeps_pairs_each_among_the_others_cheapest():
+    candidates = np.array([[0, 1], [0, 2], [1, 0], [1, 2], [2, 1], [2, 0]])
+    cost = np.array([0.1, 0.5, 0.1, 0.2, 0.3, 0.4])
+    pairs, kept = _mutual(candidates, cost, 1, None)
+    # 0's best is 1 and 1's best is 0; 2's best is 1, but 1's best is not 2.
+    assert pairs.tolist() == [[0, 1]] and kept.tolist() == [0.1]
+    pairs, _ = _mutual(candidates, cost, 2, None)
+    assert pairs.tolist() == [[0, 1], [0, 2], [1, 2]]
+    pairs, _ = _mutual(candidates, cost, 2, 0.35)
+    assert pairs.tolist() == [[0, 1], [1, 2]]
+
+
+def test_one_recording_mines_nothing(recordings):
+    features, bounds, _ = recordings
+    mined = mine_pairs(features[:1], bounds[:1])
+    assert len(mined) == 0 and mined.frames.shape == (0, 5)
+
+
+@pytest.mark.parametrize("name, value", [("n_candidates", 0), ("mutual_top", 1.5),
+                                         ("path_step", True)])
+def test_bad_settings_are_named(recordings, name, value):
+    features, bounds, _ = recordings
+    with pytest.raises(ParameterError, match=name):
+        mine_pairs(features, bounds, **{name: value})
+
+
+def test_report_counts_precision_and_speakers():
+    mined = MinedPairs(segments=np.array([[0, 0, 5], [1, 0, 5], [2, 0, 5], [3, 0, 5]]),
+                       pairs=np.array([[0, 1], [0, 2], [2, 3]]), cost=np.zeros(3),
+                       frames=np.zeros((7, 5), np.int64))
+    report = mining_report(mined, labels=["a", "a", "b", "b"],
+                           speakers=["x", "y", "x", "x"])
+    assert report["n_pairs"] == 3 and report["n_aligned_frames"] == 7
+    assert report["precision"] == pytest.approx(2 / 3)
+    assert report["across_speaker_share"] == pytest.approx(1 / 3)
+    assert report["across_speaker_precision"] == 1.0
+
+
+def test_mine_command_on_the_sample_recordings(tmp_path, capsys):
+    # The sample digits and one long recording of digits: pairs join a clip to a word
+    # of the recording (never two words of one recording).
+    out = tmp_path / "mined"
+    assert main(["mine", str(DATA / "fsdd"), str(DATA / "recordings"), "--out", str(out),
+                 "--quiet"]) == 0
+    assert "mined" in capsys.readouterr().out
+    report = json.loads((out / "mining.json").read_text())
+    assert report["n_recordings"] == 11 and report["n_pairs"] >= 1
+    assert "precision" not in report  # no labels, nothing to score
+    with np.load(out / "mined_pairs.npz") as stored:
+        segments, pairs = stored["segments"], stored["pairs"]
+    assert len(pairs) == report["n_pairs"]
+    assert np.all(segments[pairs[:, 0], 0] != segments[pairs[:, 1], 0])
+    # Written once: a second run into the folder is refused.
+    assert main(["mine", str(DATA / "fsdd"), "--out", str(out), "--quiet"]) == 2
+    assert "already exists" in capsys.readouterr().err
+
+
+def test_mine_refuses_a_name_without_a_label(tmp_path, capsys):
+    assert main(["mine", str(DATA / "fsdd"), str(DATA / "recordings"), "--out",
+                 str(tmp_path / "m"), "--label-regex", r"^(\d)_", "--quiet"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1 and "rec_01.wav" in error
+    assert not (tmp_path / "m" / "mining.json").exists()
+
+
+@pytest.mark.slow
+def test_pairs_mined_on_the_shared_digits_are_precise(shared_data, tmp_path, capsys):
+    """Labels only score the pairs: most join two tokens of one digit."""
+    out = tmp_path / "mined"
+    assert main(["mine", str(shared_data / "fsdd"), "--out", str(out), "--label-regex",
+                 r"^(\d)_", "--speaker-regex", r"^\d_([a-z]+)_", "--quiet"]) == 0
+    report = json.loads((out / "mining.json").read_text())
+    # Measured: 2,271 pairs, precision 0.993.
+    assert report["n_pairs"] >= 1000 and report["precision"] >= 0.9

@@ -1,0 +1,106 @@
+"""`discovery tune`: the Siamese stage end to end, on a tiny bundle and the sample data."""
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from discovery import bundle
+from discovery.bundle import Bundle
+from discovery.cli import main
+from discovery.config import SiameseConfig
+from discovery.errors import AudioError, ParameterError
+from discovery.nn import build_vae, get_preset
+from discovery.tuning import centred_windows, tune, tuning_card
+
+DATA = Path(__file__).resolve().parent.parent / "data"
+TINY = get_preset("tiny")
+QUICK = SiameseConfig(epochs=2, steps_per_epoch=3, pair_batch_size=16, batch_size=8)
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory):
+    """An untrained tiny bundle: the stage runs the same on any weights."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    folder = tmp_path_factory.mktemp("base")
+    bundle.save_bundle(build_vae(TINY), TINY, folder, card="# Model card\n\nbase stage\n")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def tuned(base, tmp_path_factory):
+    out = tmp_path_factory.mktemp("tuned")
+    return tune([DATA / "fsdd", DATA / "recordings"], out, bundle=base, settings=QUICK,
+                progress=False, overwrite=True)
+
+
+def test_centred_windows_pad_past_both_ends():
+    features = [np.arange(10, dtype=np.float32)[:, None] + 1]
+    windows = centred_windows(features, np.array([0, 0, 0]), np.array([0, 5, 9]), 4)
+    assert windows.shape == (3, 4, 1)
+    assert windows[0, :, 0].tolist() == [0, 0, 1, 2]
+    assert windows[1, :, 0].tolist() == [4, 5, 6, 7]
+    assert windows[2, :, 0].tolist() == [8, 9, 10, 0]
+
+
+@pytest.mark.slow
+def test_tuned_bundle_loads_with_the_base_settings_and_new_weights(base, tuned):
+    loaded = Bundle.load(tuned.bundle_dir)
+    assert loaded.config == Bundle.load(base).config
+    before, after = Bundle.load(base).model, loaded.model
+    changed = [not np.array_equal(x, y) for x, y in
+               zip(before.encoder.get_weights(), after.encoder.get_weights())]
+    assert any(changed)
+    card = (tuned.bundle_dir / "MODEL_CARD.md").read_text()
+    assert "base stage" in card and "## Siamese stage" in card
+    assert f"Mined: {len(tuned.mined)} segment pairs" in card
+    assert (tuned.bundle_dir / "checkpoints" / "mined_pairs.npz").is_file()
+    assert len(tuned.history["siamese_loss"]) == 2
+    assert 0 <= tuned.history["val_pair_roc_auc"][-1] <= 1
+    # Tuning a tuned bundle keeps one Siamese section, the newest.
+    again = tuning_card(card, settings=QUICK, inputs=["x"], mined=tuned.mined,
+                        history=tuned.history, before=0.5, seconds=1, command="again")
+    assert again.count("## Siamese stage") == 1 and "`again`" in again
+
+
+@pytest.mark.slow
+def test_tensorboard_gets_the_siamese_terms(tuned):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    names = ""
+    for part in ("train", "validation"):  # Keras writes val_* under validation/
+        tags = EventAccumulator(str(tuned.bundle_dir / "logs" / part)).Reload().Tags()
+        names += f" {part}: " + " ".join(tags["tensors"] + tags["scalars"])
+    for name in ("train: .*epoch_siamese_loss", "train: .*epoch_pair_accuracy",
+                 "train: .*epoch_reconstruction_loss", "validation: .*epoch_pair_roc_auc"):
+        assert re.search(name, names), name
+
+
+@pytest.mark.slow
+def test_tune_command_leaves_the_base_alone_and_refuses_a_second_run(base, tmp_path, capsys):
+    model_bytes = (base / "model.keras").read_bytes()
+    out = tmp_path / "tuned"
+    assert main(["tune", str(DATA / "fsdd"), str(DATA / "recordings"), "--model", str(base),
+                 "--out", str(out), "--epochs", "1", "--quiet"]) == 0
+    assert (out / "model.keras").is_file()
+    assert (base / "model.keras").read_bytes() == model_bytes
+    assert main(["tune", str(DATA / "fsdd"), "--model", str(base), "--out", str(out),
+                 "--quiet"]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+
+
+def test_recordings_that_never_repeat_a_sound_are_a_clear_error(base, tmp_path):
+    # One recording: nothing to match it with.
+    with pytest.raises(AudioError, match="matching segment pairs"):
+        tune([DATA / "fsdd" / "0_george_0.wav"], tmp_path / "t", bundle=base,
+             settings=QUICK, progress=False)
+
+
+def test_settings_are_checked():
+    with pytest.raises(ParameterError, match="pair_batch_size"):
+        SiameseConfig(pair_batch_size=1)
+    with pytest.raises(ParameterError, match="warp"):
+        SiameseConfig(warp=0.9)
