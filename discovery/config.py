@@ -372,13 +372,15 @@ class SiameseConfig(_Config):
     """
 
     n_candidates: int = 20
-    mutual_top: int = 5
+    mutual_top: int = 10
     path_step: int = 2
     epochs: int = 6
     steps_per_epoch: int = 150
     pair_batch_size: int = 128
     batch_size: int = 64
     learning_rate: float = 5e-4
+    # "infonce" or "correspondence" (see nn/siamese.py).
+    objective: str = "infonce"
     siamese_weight: float = 3.0
     temperature: float = 0.1
     warp: float = 0.1
@@ -396,6 +398,8 @@ class SiameseConfig(_Config):
         _check_integer("pair_batch_size", self.pair_batch_size, 2, MAX_BATCH_SIZE)
         _check_integer("batch_size", self.batch_size, 1, MAX_BATCH_SIZE)
         _check_positive("learning_rate", self.learning_rate, 1.0)
+        if self.objective not in ("infonce", "correspondence"):
+            _fail("objective", "'infonce' or 'correspondence'", self.objective)
         _check_range("siamese_weight", self.siamese_weight, 0.0, 1e6)
         _check_positive("temperature", self.temperature, 100.0)
         _check_range("warp", self.warp, 0.0, 0.5)

@@ -102,7 +102,7 @@ def _candidates(summaries: np.ndarray, recording: np.ndarray, n_candidates: int)
 
 
 def mine_pairs(features: Sequence[np.ndarray], segments: Sequence[np.ndarray], *,
-               n_candidates: int = 20, mutual_top: int = 5,
+               n_candidates: int = 20, mutual_top: int = 10,
                max_cost: Optional[float] = None, path_step: int = 2,
                progress: bool = False) -> MinedPairs:
     """Match segments across recordings by DTW and align the frames of the matches.
@@ -114,7 +114,7 @@ def mine_pairs(features: Sequence[np.ndarray], segments: Sequence[np.ndarray], *
         n_candidates: int >= 1. Segments of other recordings compared by DTW with
             each segment. Defaults to 20.
         mutual_top: int >= 1. A pair is kept when each segment is among the other's
-            `mutual_top` cheapest. Defaults to 5.
+            `mutual_top` cheapest. Defaults to 10.
         max_cost: float or None. Keep only pairs at most this far apart (path-
             normalised DTW of unit frames, in [0, 2]). Defaults to None: no limit.
         path_step: int >= 1. Keep every `path_step`-th cell of each path (neighbouring

@@ -162,6 +162,12 @@ def _split(mined: MinedPairs, settings: SiameseConfig) -> tuple:
     return mined.frames[~is_held], mined.frames[is_held]
 
 
+def _objective(settings: SiameseConfig) -> str:
+    if settings.objective == "infonce":
+        return f"InfoNCE at temperature {settings.temperature}"
+    return "the correspondence objective (each window decoded into its partner)"
+
+
 def tuning_card(base_card: str, *, settings: SiameseConfig, inputs: Sequence[PathLike],
                 mined: MinedPairs, history: dict, before: float, seconds: float,
                 command: str) -> str:
@@ -175,7 +181,7 @@ def tuning_card(base_card: str, *, settings: SiameseConfig, inputs: Sequence[Pat
              f"{settings.n_candidates} candidates).",
              f"- Fine-tuning: {settings.epochs} epochs of {settings.steps_per_epoch} "
              f"steps; {settings.pair_batch_size} pairs and {settings.batch_size} windows "
-             f"per step; InfoNCE at temperature {settings.temperature}, weight "
+             f"per step; {_objective(settings)}, weight "
              f"{settings.siamese_weight}; frequency warp up to {settings.warp}; learning "
              f"rate {settings.learning_rate}; seed {settings.seed}; time: {seconds:.0f} s.",
              ]
@@ -262,7 +268,8 @@ def tune(inputs: Sequence[PathLike], out_dir: PathLike, *, bundle=None,
                                      settings.pair_batch_size)
     vae = base.model
     before = separation.score(vae)
-    model = SiameseVAE(vae, siamese_weight=settings.siamese_weight,
+    model = SiameseVAE(vae, objective=settings.objective,
+                       siamese_weight=settings.siamese_weight,
                        temperature=settings.temperature, warp=settings.warp,
                        seed=settings.seed)
     model.compile(optimizer=keras.optimizers.Adam(settings.learning_rate))

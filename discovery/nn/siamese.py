@@ -27,7 +27,12 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from discovery.errors import ParameterError
 from discovery.nn.vae import VAE
+
+# InfoNCE (pull pairs together, push the batch's other pairs away) or the
+# correspondence autoencoder's objective (decode each window into its partner).
+OBJECTIVES = ("infonce", "correspondence")
 
 
 def info_nce(z_a, z_b, temperature: float):
@@ -78,6 +83,14 @@ def warp_frequency(windows, max_warp: float, seed=None):
     return lower * (1.0 - weight) + upper * weight
 
 
+def correspondence(decoder, z, own, partner):
+    """Squared error of `decoder(z)` against the partner window, summed over cells and
+    averaged over the batch (the VAE's reconstruction scale)."""
+    del own  # the partner is the target; the window itself was the input
+    decoded = ops.cast(decoder(z), "float32")[..., 0]
+    return ops.mean(ops.sum(ops.square(decoded - ops.cast(partner, "float32")), axis=(1, 2)))
+
+
 class SiameseVAE(keras.Model):
     """Trains a `VAE` with the Siamese term; the VAE itself is what gets saved.
 
@@ -93,8 +106,13 @@ class SiameseVAE(keras.Model):
     """
 
     def __init__(self, vae: VAE, *, siamese_weight: float = 1.0, temperature: float = 0.1,
-                 warp: float = 0.1, seed: Optional[int] = 0, **kwargs):
+                 warp: float = 0.1, seed: Optional[int] = 0, objective: str = "infonce",
+                 **kwargs):
         super().__init__(**kwargs)
+        if objective not in OBJECTIVES:
+            raise ParameterError(f"Invalid value for `objective`: expected one of "
+                                 f"{OBJECTIVES}, received {objective!r}.")
+        self.objective = objective
         self.vae = vae
         self.siamese_weight = float(siamese_weight)
         self.temperature = float(temperature)
@@ -120,7 +138,12 @@ class SiameseVAE(keras.Model):
             b = warp_frequency(b, self.warp, seed=self.seed)
         z_a, _, _ = self.vae.encoder(ops.expand_dims(data["a"], -1), training=training)
         z_b, _, _ = self.vae.encoder(ops.expand_dims(b, -1), training=training)
-        siamese, accuracy = info_nce(z_a, z_b, self.temperature)
+        nce, accuracy = info_nce(z_a, z_b, self.temperature)
+        if self.objective == "infonce":
+            siamese = nce
+        else:  # each window's code decodes into its partner (Kamper et al. 2015)
+            siamese = 0.5 * (correspondence(self.vae.decoder, z_a, data["a"], data["b"])
+                             + correspondence(self.vae.decoder, z_b, b, data["a"]))
         losses["siamese_loss"] = siamese
         losses["loss"] = losses["loss"] + self.siamese_weight * siamese
         return windows, outputs, silence, losses, accuracy

@@ -81,3 +81,19 @@ def test_fine_tuning_pulls_pairs_together_and_keeps_the_vae_terms(rng):
     # The weights that changed are the VAE's own: it embeds the held-out pairs closer.
     assert separation.score(vae) > before
     assert separation.score(vae) == pytest.approx(history["val_pair_roc_auc"][-1])
+
+
+def test_correspondence_scores_the_partner_and_objectives_are_checked(rng):
+    from discovery.errors import ParameterError
+    from discovery.nn.siamese import correspondence
+
+    partner = rng.random((3, FRAMES, FEATURES)).astype("float32")
+
+    def decoder(z):  # decodes every code into the partner windows exactly
+        return tf.constant(partner[..., None])
+
+    assert float(correspondence(decoder, None, None, partner)) == pytest.approx(0.0)
+    error = float(correspondence(decoder, None, None, partner + 0.5))
+    assert error == pytest.approx(0.25 * FRAMES * FEATURES, rel=1e-5)
+    with pytest.raises(ParameterError, match="objective"):
+        SiameseVAE(build_vae(TINY), objective="triplet")
