@@ -1,6 +1,6 @@
 """Behaviour does not change: the quick start's job, seeded (k-means on PCA), gives the
-run stored in tests/data/stored_run, written by the code before the stage-folder
-renovation. Bit for bit with the library versions it was stored with (run.json there);
+run stored in tests/data/stored_run (first written before the stage-folder renovation;
+rewritten, as its run.json says, when the shipped default model changed on purpose). Bit for bit with the library versions it was stored with (run.json there);
 with margins for what a new release of TensorFlow or scikit-learn may move in the
 last digits, so the test keeps meaning "the same result" on a fresh install."""
 
