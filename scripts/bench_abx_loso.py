@@ -1,0 +1,117 @@
+"""Leave one speaker out: ABX on a speaker the model never heard.
+
+For each held-out speaker of the shared FSDD subset, as a user would, with the CLI:
+
+    discovery train <the other speakers' clips> --out W/<speaker>/vae      (stage 1)
+    discovery tune  <the other speakers' clips> --model W/<speaker>/vae
+                    --out W/<speaker>/tuned                                  (stage 2)
+    discovery abx   ../shared/data/fsdd --speaker <speaker> --model ...     (both stages)
+
+`abx --speaker` keeps the triplets whose A and B are the held-out speaker's: within
+speaker X is theirs too, across speaker X is one of the training speakers'. Log-mel and
+MFCC are scored on the same triplets in the same run. The long recordings are left out
+of training: they are stitched from the same clips, the held-out speaker's included.
+
+    python scripts/bench_abx_loso.py                       # every speaker, the default recipe
+    python scripts/bench_abx_loso.py --speakers george --vae-epochs 2 --tune-epochs 1
+
+Prints a table and writes W/loso.json (W: --work, default runs/abx-loso).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+FSDD = ROOT.parent / "shared" / "data" / "fsdd"
+LABEL, SPEAKER = r"^(\d)_", r"^\d_([a-z]+)_"
+
+
+def _discovery(*args) -> float:
+    """Run one discovery command; its seconds."""
+    started = time.perf_counter()
+    # The command a user runs: the entry point installed beside this Python.
+    subprocess.run([str(Path(sys.executable).parent / "discovery"), *map(str, args)],
+                   check=True)
+    return time.perf_counter() - started
+
+
+def _abx(model: Path, speaker: str, out: Path, triplets: int) -> dict:
+    _discovery("abx", FSDD, "--label-regex", LABEL, "--speaker-regex", SPEAKER, "--speaker",
+               speaker, "--model", model, "--out", out, "--triplets", triplets,
+               "--overwrite", "--quiet")
+    return json.loads((out / "abx.json").read_text())["results"]
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--speakers", nargs="*", help="default: every speaker")
+    parser.add_argument("--work", type=Path, default=ROOT / "runs" / "abx-loso")
+    parser.add_argument("--vae-epochs", type=int, default=None,
+                        help="stage 1 epochs (default: the preset's)")
+    parser.add_argument("--tune-epochs", type=int, default=None,
+                        help="stage 2 epochs (default: the Siamese settings')")
+    parser.add_argument("--triplets", type=int, default=2000)
+    parser.add_argument("--stage1-only", action="store_true",
+                        help="train the stage-1 models and stop")
+    parser.add_argument("--reuse-stage1", action="store_true",
+                        help="keep a stage-1 bundle already in the work folder")
+    args = parser.parse_args(argv)
+    if not FSDD.is_dir():
+        print(f"{FSDD} is not present", file=sys.stderr)
+        return 2
+    clips = sorted(FSDD.glob("*.wav"))
+    speakers = sorted({re.match(SPEAKER, p.name).group(1) for p in clips})
+    chosen = args.speakers or speakers
+    table = {}
+    for speaker in chosen:
+        work = args.work / speaker
+        train_dir = work / "clips"
+        train_dir.mkdir(parents=True, exist_ok=True)
+        for clip in clips:  # links, not copies: the other speakers' clips only
+            if re.match(SPEAKER, clip.name).group(1) != speaker:
+                link = train_dir / clip.name
+                if not link.exists():
+                    link.symlink_to(clip)
+        seconds = {}
+        epochs = [] if args.vae_epochs is None else ["--epochs", args.vae_epochs]
+        if args.reuse_stage1 and (work / "vae" / "model.keras").is_file():
+            seconds["stage 1"] = json.loads((work / "vae-seconds.json").read_text())
+        else:
+            seconds["stage 1"] = _discovery("train", train_dir, "--out", work / "vae",
+                                            "--overwrite", "--quiet", *epochs)
+            (work / "vae-seconds.json").write_text(json.dumps(seconds["stage 1"]))
+        if args.stage1_only:
+            continue
+        epochs = [] if args.tune_epochs is None else ["--epochs", args.tune_epochs]
+        seconds["stage 2"] = _discovery("tune", train_dir, "--model", work / "vae", "--out",
+                                        work / "tuned", "--overwrite", "--quiet", *epochs)
+        before = _abx(work / "vae", speaker, work / "abx-vae", args.triplets)
+        after = _abx(work / "tuned", speaker, work / "abx-tuned", args.triplets)
+        table[speaker] = {"log-mel": before["log-mel"], "mfcc": before["mfcc"],
+                          "stage 1": before["model"], "stage 2": after["model"],
+                          "n_triplets": before["n_triplets"], "seconds": seconds}
+        (args.work / "loso.json").write_text(json.dumps(table, indent=2))
+        print(f"{speaker}: done in {sum(seconds.values()):.0f} s of training", flush=True)
+    rows = ["log-mel", "mfcc", "stage 1", "stage 2"]
+    print("ABX error (%), held-out speaker; within / across")
+    print(f"{'speaker':10s}" + "".join(f"{name:>16s}" for name in rows))
+    for speaker, scores in table.items():
+        print(f"{speaker:10s}" + "".join(
+            f"{100 * scores[n]['within']:8.1f}{100 * scores[n]['across']:8.1f}" for n in rows))
+    if len(table) > 1:
+        print(f"{'mean':10s}" + "".join(
+            f"{100 * sum(s[n]['within'] for s in table.values()) / len(table):8.1f}"
+            f"{100 * sum(s[n]['across'] for s in table.values()) / len(table):8.1f}"
+            for n in rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
