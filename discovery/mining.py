@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 
 from discovery.dtw import dtw_distance, dtw_path
 from discovery.errors import ParameterError
+from discovery.files import atomic_path
 
 # Cepstral coefficients kept for matching (c1..c12, the classic MFCC set without c0).
 N_CEPSTRA = 12
@@ -60,6 +61,15 @@ class MinedPairs:
 
     def __len__(self) -> int:
         return len(self.pairs)
+
+    def save(self, path, recordings: Sequence) -> None:
+        """Write the pairs to an .npz file (atomically), with the recordings' paths
+        that the `recording` columns index."""
+        with atomic_path(path) as temporary:
+            with open(temporary, "wb") as handle:
+                np.savez(handle, segments=self.segments, pairs=self.pairs, cost=self.cost,
+                         frames=self.frames,
+                         files=np.asarray([str(r) for r in recordings]))
 
 
 def mining_frames(features: np.ndarray) -> np.ndarray:

@@ -628,9 +628,6 @@ def mine(inputs: Sequence, out_dir, *, bundle=None, settings=None,
     report.update({"n_recordings": len(results), "seconds": time.perf_counter() - started,
                    "n_candidates": settings.n_candidates, "mutual_top": settings.mutual_top,
                    "label_regex": label_regex, "speaker_regex": speaker_regex})
-    with files.atomic_path(out / "mined_pairs.npz") as temporary:
-        with open(temporary, "wb") as handle:
-            np.savez(handle, segments=mined.segments, pairs=mined.pairs, cost=mined.cost,
-                     frames=mined.frames, files=np.asarray([str(p) for p in names]))
+    mined.save(out / "mined_pairs.npz", names)
     files.write_text(out / "mining.json", json.dumps(report, indent=2))
     return report, failures

@@ -32,7 +32,7 @@ from discovery import bundle as bundle_module
 from discovery.bundle import Bundle
 from discovery.config import PipelineConfig, SiameseConfig
 from discovery.errors import AudioError
-from discovery.files import Failure, atomic_path, for_each_file
+from discovery.files import Failure, for_each_file
 from discovery.frontend import audio
 from discovery.frontend.audio import PathLike
 from discovery.frontend.recording import analyse
@@ -242,11 +242,7 @@ def tune(inputs: Sequence[PathLike], out_dir: PathLike, *, bundle=None,
         raise AudioError(f"{inputs[0]}: found {len(mined)} matching segment pairs across "
                          f"{len(results)} recordings; the Siamese stage needs recordings "
                          "that repeat their sounds (at least two pairs).")
-    with atomic_path(out_dir / CHECKPOINTS / MINED_FILE) as temporary:
-        with open(temporary, "wb") as handle:
-            np.savez(handle, segments=mined.segments, pairs=mined.pairs, cost=mined.cost,
-                     frames=mined.frames,
-                     files=np.asarray([str(path) for path, _ in results]))
+    mined.save(out_dir / CHECKPOINTS / MINED_FILE, [path for path, _ in results])
     train_rows, held_rows = _split(mined, settings)
     if not len(held_rows):
         held_rows = train_rows
