@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from discovery import __version__
-from discovery.errors import DiscoveryError
+from discovery.errors import DiscoveryError, ParameterError
 
 EXIT_USAGE = 2
 
@@ -138,7 +138,22 @@ def _run_export(args) -> int:
 
 
 def _run_embed(args) -> int:
-    from discovery.pipeline import write_embeddings
+    from discovery.pipeline import write_embeddings, write_store
+
+    if args.engine == "ray":
+        out, done, failures = write_store(args.inputs, args.out, bundle=args.model,
+                                          hop_seconds=args.hop_seconds,
+                                          address=args.address, workers=args.workers,
+                                          overwrite=args.overwrite,
+                                          progress=not args.quiet)
+        if not args.quiet:
+            where = (f"on {done.workers} Ray worker(s) across "
+                     f"{done.cluster.get('nodes', 1)} node(s)" if done.n_embedded else "")
+            print(f"embedded {done.n_embedded} recording(s) {where}; {done.n_skipped} "
+                  f"already in the store; wrote {out}".replace("  ", " "),
+                  file=sys.stderr)
+        return _report_failures(failures)
+    _refuse_ray_options(args)
 
     windows, out, failures = write_embeddings(args.inputs, args.out, bundle=args.model,
                                               overwrite=args.overwrite,
@@ -157,9 +172,12 @@ def _run_run(args) -> int:
     config = ClusterConfig(method=args.method, n_clusters=args.clusters,
                            min_cluster_size=args.min_cluster_size, reduction=args.reduction,
                            level=args.level, segment_features=args.segment_features)
+    if args.engine != "ray":
+        _refuse_ray_options(args)
     summary = run(args.inputs, args.out, bundle=args.model, config=config,
-                  overwrite=args.overwrite, progress=not args.quiet,
-                  command=_command_line())
+                  engine=args.engine, address=args.address, workers=args.workers,
+                  embeddings=args.embeddings, overwrite=args.overwrite,
+                  progress=not args.quiet, command=_command_line())
     if not args.quiet:
         grain = (f"{summary.n_segments} segments, " if summary.n_segments is not None
                  else "")
@@ -172,6 +190,25 @@ def _run_run(args) -> int:
                 f"{k} {summary.scores[k]:.3f}" for k in ("nmi", "v_measure", "purity",
                                                            "coverage")), file=sys.stderr)
     return _report_failures(summary.failures)
+
+
+def _refuse_ray_options(args) -> None:
+    for option, value in (("--address", args.address), ("--workers", args.workers)):
+        if value is not None:
+            raise ParameterError(f"{option} {value}: only with --engine ray.")
+
+
+def _add_engine_options(parser) -> None:
+    parser.add_argument("--engine", choices=("local", "ray"), default="local",
+                        help="local: in this process (default); ray: on a Ray cluster "
+                             "(pip install -e \".[ray]\"), writing a Parquet store "
+                             "DIR/embeddings/")
+    parser.add_argument("--address", metavar="ADDR",
+                        help="the Ray cluster's address (HOST:PORT, or auto); default: "
+                             "start a local Ray on this machine")
+    parser.add_argument("--workers", type=int, metavar="N",
+                        help="Ray workers, one CPU (or GPU) each (default: all of the "
+                             "cluster's)")
 
 
 def _run_pairs(args) -> int:
@@ -367,7 +404,10 @@ def build_parser() -> argparse.ArgumentParser:
                             "(e.g. 0.01 or 0.02 for DTW alignment; default: the "
                             "model's own); the model is not retrained")
     embed.add_argument("--overwrite", action="store_true",
-                       help="replace an existing DIR/embeddings.npz")
+                       help="replace an existing DIR/embeddings.npz (with --engine ray: "
+                            "start DIR/embeddings/ again; without it a rerun adds only "
+                            "the recordings not yet there)")
+    _add_engine_options(embed)
     embed.add_argument("--quiet", action="store_true")
     embed.set_defaults(run=_run_embed)
 
@@ -379,8 +419,12 @@ def build_parser() -> argparse.ArgumentParser:
                     "units.csv, embeddings.npz, segments.npz, report.html, Raven and "
                     "Audacity tables per recording, run.json, and scores.json where an "
                     "annotation (same name, .csv) sits beside a recording.")
-    run.add_argument("inputs", nargs="+", metavar="INPUT")
+    run.add_argument("inputs", nargs="*", metavar="INPUT")
     run.add_argument("--out", required=True, type=Path, metavar="DIR")
+    run.add_argument("--embeddings", type=Path, metavar="STORE",
+                     help="cluster the windows of an embedding store (DIR/embeddings "
+                          "from `discovery embed --engine ray`) instead of embedding "
+                          "recordings")
     run.add_argument("--model", metavar="DIR|NAME", help=MODEL_HELP)
     run.add_argument("--method", choices=("hdbscan", "kmeans"), default="hdbscan",
                      help="density-based discovery (finds the number of units) or "
@@ -400,6 +444,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--min-cluster-size", type=int, metavar="N",
                      help="HDBSCAN's smallest unit, in windows or segments (default: "
                           "from their number)")
+    _add_engine_options(run)
     run.add_argument("--overwrite", action="store_true",
                      help="replace the outputs of an earlier `discovery run` in DIR (a "
                           "folder holding anything else is refused)")

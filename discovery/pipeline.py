@@ -59,7 +59,8 @@ from discovery.outputs.tables import (
     write_units_csv,
 )
 from discovery.result import DiscoveryResult
-from discovery.segments import SegmentTable, embed_segments
+from discovery.segments import SegmentTable, describe_stored_segments, embed_segments
+from discovery.store import Store
 from discovery.units.clustering import MIN_WINDOWS, UnitClusterer
 from discovery.units.maps import fit_map
 from discovery.units.occurrences import Occurrences, merge_units
@@ -106,7 +107,7 @@ class PairsSummary:
 
 # What `run` writes into its folder; `--overwrite` replaces a folder of these alone.
 RUN_OUTPUTS = ("units.csv", "embeddings.npz", "segments.npz", "report.html", "tables",
-               "run.json", "scores.json")
+               "run.json", "scores.json", "embeddings")
 RUN_MARKER = "run.json"
 
 
@@ -173,7 +174,7 @@ def _scores(recordings: Sequence[RecordingInfo], windows: WindowTable, units: np
 
 
 def discover(inputs: Sequence, bundle=None, cluster_config: ClusterConfig = ClusterConfig(),
-             *, progress: bool = True) -> DiscoveryResult:
+             *, progress: bool = True, stored: Optional[tuple] = None) -> DiscoveryResult:
     """Find the units in recordings, in memory: nothing is written.
 
     Args:
@@ -184,6 +185,9 @@ def discover(inputs: Sequence, bundle=None, cluster_config: ClusterConfig = Clus
             "birdsong"), or None for the shipped default.
         cluster_config: `ClusterConfig`, the clustering settings.
         progress: show progress (stderr).
+        stored: (`store.Store`, paths or None, failures so far): cluster the windows
+            and segments already in an embedding store (those of `paths`, in order,
+            or all) instead of embedding `inputs`; `bundle` is then not loaded.
 
     Returns:
         `DiscoveryResult`: recordings, window table, unit per window, occurrences,
@@ -201,21 +205,36 @@ def discover(inputs: Sequence, bundle=None, cluster_config: ClusterConfig = Clus
     """
     started = time.perf_counter()
     timings = {}
-    paths, failures = files.find_inputs(inputs)
+    config = cluster_config
+    if stored is not None:
+        store, chosen, failures = stored
+        paths, failures = [Path(p) for p in (store.paths() if chosen is None
+                                             else chosen)], list(failures)
+    else:
+        paths, failures = files.find_inputs(inputs)
     found, annotation_failures = _read_annotations(paths)
     failures += annotation_failures
-    if not isinstance(bundle, Bundle):
+    if stored is None and not isinstance(bundle, Bundle):
         bundle = Bundle.load(bundle)
     timings["load_model_s"] = time.perf_counter() - started
 
     mark = time.perf_counter()
-    config = cluster_config
     segments = None
-    if config.level == "segments":
+    if stored is not None:
+        pipeline_config, model_name = store.config, store.model
+        windows, recordings, segments = store.read([str(p) for p in paths])
+        if config.level == "windows":
+            segments = None
+        elif config.segment_features == "model":
+            segments = describe_stored_segments(windows, segments)
+        embed_failures = []
+    elif config.level == "segments":
+        pipeline_config, model_name = bundle.config, str(bundle.path)
         (windows, recordings, embed_failures), segments = embed_segments(
             paths, model=bundle.model, config=bundle.config,
             features=config.segment_features, progress=progress)
     else:
+        pipeline_config, model_name = bundle.config, str(bundle.path)
         windows, recordings, embed_failures = bundle.embed(paths, progress=progress)
     failures += embed_failures
     if not recordings:
@@ -240,7 +259,7 @@ def discover(inputs: Sequence, bundle=None, cluster_config: ClusterConfig = Clus
 
     mark = time.perf_counter()
     scores = _scores(recordings, windows, units, silence_threshold=config.silence_threshold,
-                     window_sound_fraction=bundle.config.silence.window_sound_fraction,
+                     window_sound_fraction=pipeline_config.silence.window_sound_fraction,
                      segments=segments, segment_unit=segment_unit)
     if scores is not None:
         scores["level"] = config.level
@@ -250,8 +269,8 @@ def discover(inputs: Sequence, bundle=None, cluster_config: ClusterConfig = Clus
         occurrences=occurrences, scores=scores, timings=timings, map=unit_map,
         failures=failures, level=config.level, segments=segments,
         segment_unit=segment_unit, segment_probability=segment_probability,
-        settings={"model": str(bundle.path), "run": config.to_dict(),
-                  "pipeline": bundle.config.to_dict(), "versions": versions()})
+        settings={"model": model_name, "run": config.to_dict(),
+                  "pipeline": pipeline_config.to_dict(), "versions": versions()})
 
 
 def _clusterer(config: ClusterConfig, *, min_cluster_size: Optional[int],
@@ -321,7 +340,8 @@ def _cluster_segments(windows: WindowTable, segments: SegmentTable, config: Clus
 
 
 def run(inputs: Sequence, out_dir, *, bundle=None, config: ClusterConfig = ClusterConfig(),
-        overwrite: bool = False, progress: bool = True,
+        engine: str = "local", address: Optional[str] = None, workers: Optional[int] = None,
+        embeddings=None, overwrite: bool = False, progress: bool = True,
         command: Optional[str] = None) -> RunSummary:
     """Discover units in recordings (`discover`) and write every output into `out_dir`.
 
@@ -333,6 +353,13 @@ def run(inputs: Sequence, out_dir, *, bundle=None, config: ClusterConfig = Clust
         bundle: a `Bundle`, a bundle folder or a shipped bundle's name; None takes
             the shipped `models/default`.
         config: `ClusterConfig`, the clustering settings.
+        engine: "local" (in this process, the default) or "ray": the recordings are
+            embedded on a Ray cluster into `out_dir/embeddings/` (a Parquet store,
+            `discovery.store`), then clustered here as the local engine does.
+        address: the Ray cluster's address; None starts a local Ray (engine "ray").
+        workers: Ray workers; None: one per GPU, else per CPU of the cluster.
+        embeddings: an embedding store folder (`discovery embed --engine ray`):
+            cluster its windows instead of embedding `inputs`, which must be empty.
         overwrite: replace the outputs of a previous `discovery run` in `out_dir`
             (a folder holding anything else is refused).
         progress: show progress.
@@ -347,13 +374,25 @@ def run(inputs: Sequence, out_dir, *, bundle=None, config: ClusterConfig = Clust
     out_dir = Path(out_dir)
     started = time.perf_counter()
     # Every check that can refuse the run comes before the model loads and the work starts.
+    stored, engine_info = None, {"name": engine}
+    _check_engine(engine, inputs, embeddings)
+    if embeddings is not None:
+        stored = (Store.open(embeddings), None, [])
+        inputs = [embeddings]  # what the output folder must not hold
+        engine_info["embeddings"] = str(embeddings)
     if config.reduction == "umap":
         _warm_up_umap()
     with files.output_folder(out_dir, inputs=inputs, overwrite=overwrite,
                              owned=RUN_OUTPUTS, marker=RUN_MARKER,
                              command="discovery run") as staging:
-        result = discover(inputs, bundle, config, progress=progress)
+        if engine == "ray":
+            stored, engine_info = _embed_on_ray(
+                inputs, staging / "embeddings", bundle=bundle, address=address,
+                workers=workers, progress=progress)
+        result = discover(inputs, bundle, config, progress=progress, stored=stored)
         timings = result.timings
+        if "seconds" in engine_info:
+            timings["ray_embedding_s"] = engine_info.pop("seconds")
         mark = time.perf_counter()
         _write_outputs(staging, result, progress=progress)
         timings["report_s"] = time.perf_counter() - mark
@@ -363,6 +402,7 @@ def run(inputs: Sequence, out_dir, *, bundle=None, config: ClusterConfig = Clust
             "inputs": [str(p) for p in inputs],
             "recordings": result.windows.files,
             "failures": [f.message for f in result.failures],
+            "engine": engine_info,
             "level": result.level, "n_windows": len(result.windows),
             "n_segments": None if result.segments is None else len(result.segments),
             "n_units": result.n_units,
@@ -371,6 +411,87 @@ def run(inputs: Sequence, out_dir, *, bundle=None, config: ClusterConfig = Clust
     return RunSummary(out_dir, len(result.recordings), len(result.windows), result.n_units,
                       len(result.occurrences), result.scores, timings, result.failures,
                       None if result.segments is None else len(result.segments))
+
+
+ENGINES = ("local", "ray")
+
+
+def _check_engine(engine: str, inputs: Sequence, embeddings) -> None:
+    """Refuse an unknown engine, a missing Ray, or inputs given with a store."""
+    if engine not in ENGINES:
+        raise ParameterError(f"Invalid value for `engine`: expected one of {ENGINES}, "
+                             f"received {engine!r}.")
+    if embeddings is not None:
+        if inputs:
+            raise ParameterError(f"{inputs[0]}: give recordings or --embeddings, not "
+                                 "both (the store already holds its recordings' windows).")
+        if engine != "local":
+            raise ParameterError("--embeddings clusters a store on this machine; it "
+                                 "takes no --engine.")
+    elif not inputs:
+        raise ParameterError("no recordings given: name audio files or folders, or an "
+                             "embedding store with --embeddings.")
+    if engine == "ray":
+        from discovery.distributed import require_ray
+
+        require_ray()
+
+
+def _bundle_for_store(bundle, hop_seconds: Optional[float] = None) -> Bundle:
+    """The bundle whose settings a store records (loaded here too, so a broken model
+    fails in one line before any worker starts)."""
+    if not isinstance(bundle, Bundle):
+        bundle = Bundle.load(bundle)
+    return bundle.with_hop(hop_seconds)
+
+
+def _embed_on_ray(inputs: Sequence, store_dir: Path, *, bundle, address, workers,
+                  progress: bool) -> tuple:
+    """Embed `inputs` on Ray into a store at `store_dir`.
+
+    Returns:
+        ((store, paths embedded, failures) for `discover`, run.json's engine record).
+    """
+    from discovery.distributed import embed_to_store
+
+    paths, failures = files.find_inputs(inputs)
+    bundle = _bundle_for_store(bundle)
+    store = Store.create(store_dir, bundle.config, model=str(bundle.path))
+    done = embed_to_store(paths, store, bundle_dir=bundle.path, address=address,
+                          workers=workers, progress=progress)
+    entries = store.entries()
+    chosen = [str(p) for p in paths if str(p) in entries]
+    info = {"name": "ray", "address": address, "workers": done.workers,
+            "cluster": done.cluster, "seconds": done.seconds}
+    return (store, chosen, failures + done.failures), info
+
+
+def write_store(inputs: Sequence, out_dir, *, bundle=None, hop_seconds=None,
+                address: Optional[str] = None, workers: Optional[int] = None,
+                overwrite: bool = False, progress: bool = True) -> tuple:
+    """`discovery embed --engine ray`: embed on Ray into `out_dir/embeddings/`, a
+    Parquet store (`discovery.store`), skipping recordings already there.
+
+    Returns:
+        (the store's path, `distributed.RayEmbedding`, failures: missing inputs and
+        unreadable files).
+
+    Raises:
+        ParameterError: Ray is missing or unreachable, `out_dir` is refused, or the
+            store holds embeddings made with other settings (without `overwrite`).
+        ModelError: the model bundle is missing or broken.
+    """
+    from discovery.distributed import embed_to_store
+
+    _check_engine("ray", inputs, None)
+    paths, failures = files.find_inputs(inputs)
+    out = files.check_output_location(out_dir, inputs) / "embeddings"
+    bundle = _bundle_for_store(bundle, hop_seconds)
+    store = Store.create(out, bundle.config, model=str(bundle.path), overwrite=overwrite)
+    done = embed_to_store(paths, store, bundle_dir=bundle.path,
+                          hop_seconds=hop_seconds, address=address, workers=workers,
+                          progress=progress)
+    return out, done, failures + done.failures
 
 
 def _write_outputs(folder: Path, result: DiscoveryResult, *, progress: bool) -> None:

@@ -161,3 +161,18 @@ def embed_segments(paths: Sequence[Path], *, model, config: PipelineConfig,
         segments = SegmentTable([], np.zeros(0, np.int64), np.zeros(0), np.zeros(0),
                                 np.zeros((0, 0), np.float32), np.zeros(0, np.int64))
     return Segmented(Embedded(table, infos, failures), segments)
+
+
+def describe_stored_segments(windows, segments: SegmentTable) -> SegmentTable:
+    """Stored segments (described by their image) described instead by the model:
+    the mean embedding of the windows at each segment's centre, from the stored
+    window table (`store.Store.read`), as `describe_segments` does with "model"."""
+    centres = (windows.start_s + windows.end_s) / 2
+    embedding = np.zeros((len(segments), windows.embedding.shape[1]), np.float32)
+    for index in range(len(windows.files)):
+        rows, mine = windows.rows(index), segments.file == index
+        if mine.any():
+            embedding[mine] = _centre_embeddings(
+                centres[rows], windows.embedding[rows],
+                (segments.start_s[mine] + segments.end_s[mine]) / 2)
+    return dataclasses.replace(segments, embedding=embedding)

@@ -144,7 +144,10 @@ def band_power(samples: np.ndarray, config: FeatureConfig,
     if config.kind == "logmel":
         if filters is None:
             filters = band_filters(config)
-        return power @ filters
+        # In float64, rounded once: float32 BLAS sums in an order that follows its
+        # thread count, so the same file gave features 1 ulp apart in a one-thread
+        # worker and here, enough for UMAP to place segments differently.
+        return (power.astype(np.float64) @ filters.astype(np.float64)).astype(np.float32)
     return np.ascontiguousarray(power[:, _linear_bins(config)])
 
 
