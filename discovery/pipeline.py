@@ -42,7 +42,6 @@ from discovery.errors import AudioError, DiscoveryError, ParameterError
 from discovery.evaluate import (
     abx_scores,
     check_pair_settings,
-    interval_units,
     labels_from_names,
     siamese_evaluation,
     unit_scores,
@@ -59,7 +58,12 @@ from discovery.outputs.tables import (
     write_units_csv,
 )
 from discovery.result import DiscoveryResult
-from discovery.segments import SegmentTable, describe_stored_segments, embed_segments
+from discovery.segments import (
+    SegmentTable,
+    describe_stored_segments,
+    embed_segments,
+    segment_window_units,
+)
 from discovery.store import Store
 from discovery.units.clustering import MIN_WINDOWS, UnitClusterer
 from discovery.units.maps import fit_map
@@ -282,6 +286,15 @@ def _clusterer(config: ClusterConfig, *, min_cluster_size: Optional[int],
                          random_state=config.seed, verbose=progress)
 
 
+def _segment_clusterer(config: ClusterConfig, n_segments: int, *,
+                       progress: bool) -> UnitClusterer:
+    size = config.min_cluster_size
+    if size is None and config.method == "hdbscan":
+        size = max(MIN_SEGMENT_CLUSTER, int(round(SEGMENT_CLUSTER_SHARE * n_segments)))
+    return _clusterer(config, min_cluster_size=size, n_components=SEGMENT_COMPONENTS,
+                      progress=progress)
+
+
 def _cluster_windows(windows: WindowTable, config: ClusterConfig, inputs: Sequence, *,
                      progress: bool) -> tuple:
     """One unit per window; runs of one unit merged into occurrences."""
@@ -309,11 +322,7 @@ def _cluster_segments(windows: WindowTable, segments: SegmentTable, config: Clus
             f"{inputs[0]}: too little sound to find units: {len(segments)} segments "
             f"(sounds between silences) were found, at least {MIN_WINDOWS} are needed; "
             "give longer or more recordings, or use --level windows.")
-    size = config.min_cluster_size
-    if size is None and config.method == "hdbscan":
-        size = max(MIN_SEGMENT_CLUSTER, int(round(SEGMENT_CLUSTER_SHARE * len(segments))))
-    clusterer = _clusterer(config, min_cluster_size=size,
-                           n_components=SEGMENT_COMPONENTS, progress=progress)
+    clusterer = _segment_clusterer(config, len(segments), progress=progress)
     clusterer.fit(segments.embedding)
     segment_unit = clusterer.labels_.astype(np.int64)
     segment_probability = clusterer.probabilities_.astype(np.float64)
@@ -322,19 +331,8 @@ def _cluster_segments(windows: WindowTable, segments: SegmentTable, config: Clus
                               end_s=segments.end_s[keep], unit=segment_unit[keep],
                               confidence=segment_probability[keep],
                               n_windows=segments.n_windows[keep])
-    centres = (windows.start_s + windows.end_s) / 2
-    units = np.full(len(windows), -1, np.int64)
-    probabilities = np.zeros(len(windows))
-    for index in range(len(windows.files)):
-        rows, mine = windows.rows(index), segments.file == index
-        if not mine.any():
-            continue  # no segment: its windows keep -1
-        # Which of the recording's segments holds each window's centre (-1: none).
-        holder = interval_units(segments.start_s[mine], segments.end_s[mine],
-                                np.arange(int(mine.sum())), centres[rows])
-        inside = np.flatnonzero(holder >= 0) + rows.start
-        units[inside] = segment_unit[mine][holder[holder >= 0]]
-        probabilities[inside] = segment_probability[mine][holder[holder >= 0]]
+    units, probabilities = segment_window_units(windows, segments, segment_unit,
+                                                segment_probability)
     return (units, probabilities, occurrences, np.flatnonzero(units >= 0), segment_unit,
             segment_probability)
 
@@ -386,15 +384,18 @@ def run(inputs: Sequence, out_dir, *, bundle=None, config: ClusterConfig = Clust
                              owned=RUN_OUTPUTS, marker=RUN_MARKER,
                              command="discovery run") as staging:
         if engine == "ray":
-            stored, engine_info = _embed_on_ray(
-                inputs, staging / "embeddings", bundle=bundle, address=address,
-                workers=workers, progress=progress)
-        result = discover(inputs, bundle, config, progress=progress, stored=stored)
+            result, totals, engine_info = _discover_on_ray(
+                inputs, staging / "embeddings", bundle=bundle, config=config,
+                address=address, workers=workers, progress=progress)
+        else:
+            result = discover(inputs, bundle, config, progress=progress, stored=stored)
+            totals = (len(result.windows),
+                      None if result.segments is None else len(result.segments))
         timings = result.timings
-        if "seconds" in engine_info:
-            timings["ray_embedding_s"] = engine_info.pop("seconds")
         mark = time.perf_counter()
-        _write_outputs(staging, result, progress=progress)
+        # The Ray engine's window table is in embeddings/ (with each window's unit in
+        # embeddings/_units/); the result holds only the report's recordings.
+        _write_outputs(staging, result, progress=progress, arrays=engine != "ray")
         timings["report_s"] = time.perf_counter() - mark
         timings["total_s"] = time.perf_counter() - started
         files.write_text(staging / RUN_MARKER, json.dumps({
@@ -403,14 +404,13 @@ def run(inputs: Sequence, out_dir, *, bundle=None, config: ClusterConfig = Clust
             "recordings": result.windows.files,
             "failures": [f.message for f in result.failures],
             "engine": engine_info,
-            "level": result.level, "n_windows": len(result.windows),
-            "n_segments": None if result.segments is None else len(result.segments),
+            "level": result.level, "n_windows": totals[0], "n_segments": totals[1],
             "n_units": result.n_units,
             "n_occurrences": len(result.occurrences),
             "settings": result.settings, "timings_s": timings}, indent=2, default=str))
-    return RunSummary(out_dir, len(result.recordings), len(result.windows), result.n_units,
+    return RunSummary(out_dir, len(result.recordings), totals[0], result.n_units,
                       len(result.occurrences), result.scores, timings, result.failures,
-                      None if result.segments is None else len(result.segments))
+                      totals[1])
 
 
 ENGINES = ("local", "ray")
@@ -445,25 +445,95 @@ def _bundle_for_store(bundle, hop_seconds: Optional[float] = None) -> Bundle:
     return bundle.with_hop(hop_seconds)
 
 
-def _embed_on_ray(inputs: Sequence, store_dir: Path, *, bundle, address, workers,
-                  progress: bool) -> tuple:
-    """Embed `inputs` on Ray into a store at `store_dir`.
+def _discover_on_ray(inputs: Sequence, store_dir: Path, *, bundle, config: ClusterConfig,
+                     address, workers, progress: bool) -> tuple:
+    """`discover` on Ray: embed `inputs` into a store at `store_dir`, then cluster it
+    with the driver holding only the fit sample and the report's recordings
+    (`distributed.cluster_on_ray`).
 
     Returns:
-        ((store, paths embedded, failures) for `discover`, run.json's engine record).
+        (`DiscoveryResult` whose window table holds the report's recordings, (windows,
+        segments or None) in all, run.json's engine record).
     """
-    from discovery.distributed import embed_to_store
+    from discovery.distributed import (
+        REPORT_WINDOWS,
+        cluster_on_ray,
+        connect,
+        embed_to_store,
+    )
 
+    started = time.perf_counter()
     paths, failures = files.find_inputs(inputs)
+    found, annotation_failures = _read_annotations(paths)
+    failures += annotation_failures
     bundle = _bundle_for_store(bundle)
+    timings = {"load_model_s": time.perf_counter() - started}
     store = Store.create(store_dir, bundle.config, model=str(bundle.path))
-    done = embed_to_store(paths, store, bundle_dir=bundle.path, address=address,
-                          workers=workers, progress=progress)
-    entries = store.entries()
-    chosen = [str(p) for p in paths if str(p) in entries]
+    ray_started = connect(address, workers=workers)
+    try:
+        done = embed_to_store(paths, store, bundle_dir=bundle.path, address=address,
+                              workers=workers, progress=progress)
+        timings["features_and_embedding_s"] = done.seconds
+        failures += done.failures
+        entries = store.entries()
+        chosen = [str(p) for p in paths if str(p) in entries]
+        if not chosen:
+            reasons = "; ".join(f.message for f in failures) or "no audio files"
+            raise AudioError(f"no readable recordings: {reasons}")
+        # The report's recordings: every annotated one (for the scores), then the
+        # others in order while the windows stay under REPORT_WINDOWS.
+        keep, budget = [], REPORT_WINDOWS
+        for path in chosen:
+            n = int(entries[path]["n_windows"])
+            if found.get(Path(path)) is not None or n <= budget:
+                keep.append(path)
+                budget -= n
+        n_segments = sum(int(entries[p]["n_segments"]) for p in chosen)
+        prototype = (_segment_clusterer(config, n_segments, progress=progress)
+                     if config.level == "segments" else
+                     _clusterer(config, min_cluster_size=config.min_cluster_size,
+                                n_components=config.n_components, progress=progress))
+        mark = time.perf_counter()
+        clusters = cluster_on_ray(store, chosen, prototype, level=config.level,
+                                  segment_features=config.segment_features,
+                                  silence_threshold=config.silence_threshold, keep=keep,
+                                  address=address, workers=workers, progress=progress)
+        timings["clustering_s"] = time.perf_counter() - mark
+        timings.update({f"clustering_{k}": v for k, v in clusters.timings.items()})
+    finally:
+        if ray_started:
+            from discovery.distributed import require_ray
+
+            require_ray().shutdown()
+    windows, units, probabilities, segments, segment_unit, segment_probability, valid = \
+        clusters.sample
+    recordings = [dataclasses.replace(info, annotation=found.get(Path(info.path)),
+                                      window_valid_fraction=valid.get(info.path))
+                  for info in store.infos(chosen)]
+    mark = time.perf_counter()
+    rows = np.flatnonzero(units >= 0)
+    unit_map = (fit_map(windows.embedding, rows=rows, reduction=config.reduction,
+                        seed=config.seed) if len(rows) >= 5 else None)
+    timings["map_s"] = time.perf_counter() - mark
+    mark = time.perf_counter()
+    scores = _scores(recordings, windows, units, silence_threshold=config.silence_threshold,
+                     window_sound_fraction=bundle.config.silence.window_sound_fraction,
+                     segments=segments, segment_unit=segment_unit)
+    if scores is not None:
+        scores["level"] = config.level
+    timings["scores_s"] = time.perf_counter() - mark
+    result = DiscoveryResult(
+        recordings=recordings, windows=windows, unit=units, probability=probabilities,
+        occurrences=Occurrences(*clusters.occurrences), scores=scores, timings=timings,
+        map=unit_map, failures=failures, level=config.level, segments=segments,
+        segment_unit=segment_unit, segment_probability=segment_probability,
+        settings={"model": str(bundle.path), "run": config.to_dict(),
+                  "pipeline": bundle.config.to_dict(), "versions": versions()})
     info = {"name": "ray", "address": address, "workers": done.workers,
-            "cluster": done.cluster, "seconds": done.seconds}
-    return (store, chosen, failures + done.failures), info
+            "cluster": done.cluster, "fitted_on": clusters.n_fit,
+            "report_recordings": len(keep)}
+    totals = (clusters.n_windows, clusters.n_segments if config.level == "segments" else None)
+    return result, totals, info
 
 
 def write_store(inputs: Sequence, out_dir, *, bundle=None, hop_seconds=None,
@@ -494,12 +564,14 @@ def write_store(inputs: Sequence, out_dir, *, bundle=None, hop_seconds=None,
     return out, done, failures + done.failures
 
 
-def _write_outputs(folder: Path, result: DiscoveryResult, *, progress: bool) -> None:
+def _write_outputs(folder: Path, result: DiscoveryResult, *, progress: bool,
+                   arrays: bool = True) -> None:
     write_units_csv(folder / "units.csv", result)
-    files.save_npz(folder / "embeddings.npz",
-                   {**result.windows.to_arrays(unit=result.unit),
-                    "probability": result.probability.astype(np.float32)})
-    if result.segments is not None:
+    if arrays:
+        files.save_npz(folder / "embeddings.npz",
+                       {**result.windows.to_arrays(unit=result.unit),
+                        "probability": result.probability.astype(np.float32)})
+    if arrays and result.segments is not None:
         files.save_npz(folder / "segments.npz",
                        {**result.segments.to_arrays(unit=result.segment_unit),
                         "confidence": result.segment_probability.astype(np.float32)})

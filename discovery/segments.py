@@ -24,6 +24,7 @@ import numpy as np
 from discovery.config import PipelineConfig, SEGMENT_FEATURES
 from discovery.embed import Embedded, RecordingEmbedding, each_recording, stack_windows
 from discovery.errors import ParameterError
+from discovery.frontend.annotations import interval_values
 from discovery.frontend.segments import find_segments, segment_images
 
 # Windows averaged for a segment's "model" description: the one centred nearest its
@@ -176,3 +177,26 @@ def describe_stored_segments(windows, segments: SegmentTable) -> SegmentTable:
                 centres[rows], windows.embedding[rows],
                 (segments.start_s[mine] + segments.end_s[mine]) / 2)
     return dataclasses.replace(segments, embedding=embedding)
+
+
+def segment_window_units(windows, segments: SegmentTable, segment_unit: np.ndarray,
+                         segment_probability: np.ndarray) -> tuple:
+    """Each window's unit and confidence: those of the segment holding its centre, -1
+    and 0 outside every segment (the segment level's window units).
+
+    Returns:
+        (units (n,) int64, probabilities (n,) float64), one per window.
+    """
+    centres = (windows.start_s + windows.end_s) / 2
+    units = np.full(len(windows), -1, np.int64)
+    probabilities = np.zeros(len(windows))
+    for index in range(len(windows.files)):
+        rows, mine = windows.rows(index), segments.file == index
+        if not mine.any():
+            continue  # no segment: its windows keep -1
+        holder = interval_values(segments.start_s[mine], segments.end_s[mine],
+                                 np.arange(int(mine.sum())), centres[rows], background=-1)
+        inside = np.flatnonzero(holder >= 0) + rows.start
+        units[inside] = segment_unit[mine][holder[holder >= 0]]
+        probabilities[inside] = segment_probability[mine][holder[holder >= 0]]
+    return units, probabilities

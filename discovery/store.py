@@ -36,7 +36,7 @@ import numpy as np
 
 from discovery import files
 from discovery.config import PipelineConfig
-from discovery.embed import RecordingInfo, WindowTable, stack_windows
+from discovery.embed import RecordingInfo, stack_windows
 from discovery.errors import DiscoveryError, ParameterError
 from discovery.segments import SegmentTable
 
@@ -293,6 +293,16 @@ class Store:
         names = [e["path"] for e in chosen]
         table = stack_windows(names, window_parts, latent_dim)
         return table, infos, _segment_table(names, segment_parts, image_size)
+
+    def infos(self, paths: Sequence[str]) -> List[RecordingInfo]:
+        """Each recording's `RecordingInfo` from the manifest alone (no shard is read,
+        so no `window_valid_fraction`)."""
+        entries = self.entries()
+        return [RecordingInfo(path=path, duration_s=float(entries[path]["duration_s"]),
+                              feature_config=self.config.features,
+                              reference_db=float(entries[path]["reference_db"]),
+                              digital_silence=bool(entries[path]["digital_silence"]))
+                for path in paths]
 
     def widths(self) -> tuple:
         """(embedding width, segment image width) of this store's settings."""

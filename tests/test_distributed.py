@@ -14,6 +14,7 @@ import threading
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from discovery.cli import main
@@ -63,14 +64,25 @@ def test_ray_run_gives_the_local_answers(tmp_path):
     units = (local / "units.csv").read_text()
     assert units.count("\n") > 20
     assert (ray_out / "units.csv").read_text() == units
-    a, b = np.load(local / "embeddings.npz"), np.load(ray_out / "embeddings.npz")
-    assert a["file"].tolist() == b["file"].tolist()
-    np.testing.assert_allclose(b["embedding"], a["embedding"], atol=1e-5)
-    np.testing.assert_allclose(b["silence"], a["silence"], atol=1e-5)
-    np.testing.assert_array_equal(b["start_s"], a["start_s"])
+    a = np.load(local / "embeddings.npz")
+    files = list(dict.fromkeys(a["file"].tolist()))
+    b, _, _ = Store.open(ray_out / "embeddings").read(files)
+    assert np.asarray(b.files)[b.file].tolist() == a["file"].tolist()
+    np.testing.assert_allclose(b.embedding, a["embedding"], atol=1e-5)
+    np.testing.assert_allclose(b.silence, a["silence"], atol=1e-5)
+    np.testing.assert_array_equal(b.start_s, a["start_s"])
+    # Each window's unit, placed on the cluster, is the local engine's.
+    placed = pd.concat([pd.read_parquet(p) for p in
+                        sorted((ray_out / "embeddings" / "_units").glob("*.parquet"))])
+    placed = placed.set_index(["file", "start_s"]).loc[list(zip(a["file"], a["start_s"]))]
+    np.testing.assert_array_equal(placed["unit"].to_numpy(), a["unit"])
     record = json.loads((ray_out / "run.json").read_text())
     assert record["engine"]["name"] == "ray" and record["engine"]["workers"] == 2
-    assert record["timings_s"]["ray_embedding_s"] > 0
+    assert record["n_windows"] == len(a["file"])
+    assert record["timings_s"]["features_and_embedding_s"] > 0
+    assert not (ray_out / "embeddings.npz").exists()
+    assert "<svg" in (ray_out / "report.html").read_text() or \
+        "<img" in (ray_out / "report.html").read_text()
 
     assert main(["run", "--embeddings", str(ray_out / "embeddings"), "--out", str(stored),
                  "--quiet"]) == 0
@@ -144,3 +156,44 @@ def test_embed_on_a_two_node_cluster(tmp_path):
     finally:
         for node in reversed(nodes):
             node.stop()
+
+
+@pytest.mark.slow
+def test_windows_outside_the_fit_sample_are_placed_on_the_cluster(tmp_path):
+    """With a fit sample smaller than the windows, the driver fits on the sample alone
+    (the same fit as the local clusterer's) and the workers place the rest."""
+    from discovery.distributed import cluster_on_ray, connect, embed_to_store
+    from discovery.bundle import Bundle
+    from discovery.files import find_inputs
+    from discovery.units.clustering import UnitClusterer
+
+    bundle = Bundle.load("default")
+    paths, _ = find_inputs([DATA])
+    store = Store.create(tmp_path / "embeddings", bundle.config, model=str(bundle.path))
+    import ray
+
+    connect(None, workers=2)
+    try:
+        embed_to_store(paths, store, bundle_dir=bundle.path, workers=2, progress=False)
+        names = [str(p) for p in paths]
+        prototype = UnitClusterer(max_fit_points=200, random_state=3)
+        clusters = cluster_on_ray(store, names, prototype, level="windows",
+                                  segment_features="image", silence_threshold=0.5,
+                                  keep=names, progress=False)
+    finally:
+        ray.shutdown()
+    windows, units, _, _, _, _, _ = clusters.sample
+    local = UnitClusterer(max_fit_points=200, random_state=3).fit(
+        windows.embedding, silence=windows.silence)
+    sound = windows.silence < 0.5
+    assert clusters.n_fit == 200 and clusters.n_windows == len(windows)
+    assert np.all(units[~sound] == -1)
+    # The fitted windows: the same units as the local clusterer's own fit.
+    np.testing.assert_array_equal(units[local.fit_indices_], local.labels_[local.fit_indices_])
+    # The placed ones: UMAP places each batch in one seeded optimisation, so a window
+    # near a unit's edge may differ with the batch; nearly all agree.
+    placed = np.setdiff1d(np.flatnonzero(sound), local.fit_indices_)
+    assert len(placed) > 300
+    assert np.mean(units[placed] == local.labels_[placed]) > 0.9
+    occurrences = clusters.occurrences
+    assert len(occurrences[0]) > 0 and np.all(np.diff(occurrences[0]) >= 0)

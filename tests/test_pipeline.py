@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from discovery.cli import main
-from discovery.config import SILENCE_THRESHOLD, ClusterConfig
+from discovery.config import ClusterConfig
 
 # End-to-end runs of the main job on real recordings.
 pytestmark = pytest.mark.slow
@@ -40,10 +40,19 @@ def test_units_csv_and_embeddings_agree(run_dir):
     assert list(rows[0]) == ["file", "start_s", "end_s", "unit", "confidence"]
     with np.load(run_dir / "embeddings.npz") as arrays:
         assert {"file", "start_s", "end_s", "embedding", "silence", "unit"} <= set(arrays)
-        units = arrays["unit"]
-        silent = arrays["silence"] >= SILENCE_THRESHOLD
-        assert np.all(units[silent] == -1)
-        assert set(int(r["unit"]) for r in rows) == set(units[units >= 0].tolist())
+        windows = {name: arrays[name] for name in ("file", "start_s", "end_s", "unit")}
+    with np.load(run_dir / "segments.npz") as arrays:
+        segments = {name: arrays[name] for name in ("file", "start_s", "end_s", "unit")}
+    units = windows["unit"]
+    assert set(int(r["unit"]) for r in rows) == set(units[units >= 0].tolist())
+    # At the segment level a window has the unit of the segment holding its centre,
+    # and none outside every segment (silence lies outside them).
+    centres = (windows["start_s"] + windows["end_s"]) / 2
+    for index in np.flatnonzero(units >= 0):
+        holder = ((segments["file"] == windows["file"][index])
+                  & (segments["start_s"] <= centres[index])
+                  & (centres[index] < segments["end_s"]))
+        assert holder.sum() == 1 and segments["unit"][holder][0] == units[index]
     for row in rows:
         assert float(row["start_s"]) < float(row["end_s"])
         assert 0.0 <= float(row["confidence"]) <= 1.0
