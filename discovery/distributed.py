@@ -142,8 +142,8 @@ class EmbedShards:
     recording (with "error" for a file that could not be read).
     """
 
-    # Set on a subclass made per job (`_worker_class`): constructor arguments would go
-    # through Ray's object store, which an actor that may restart must not rely on.
+    # Set on a subclass made per job (`_worker_class`), which Ray ships to the workers
+    # with the class itself: nothing to pass to the constructor.
     bundle_dir: str = ""
     hop_seconds: Optional[float] = None
     store_dir: str = ""
