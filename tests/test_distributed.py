@@ -87,6 +87,16 @@ def test_ray_run_gives_the_local_answers(tmp_path):
     assert main(["run", "--embeddings", str(ray_out / "embeddings"), "--out", str(stored),
                  "--quiet"]) == 0
     assert (stored / "units.csv").read_text() == units
+    # The store serves the other levels and descriptions too, without the audio's
+    # features: the same units as the local engine computing them afresh.
+    for option in (["--level", "windows"], ["--segment-features", "model"]):
+        name = option[-1]
+        assert main(["run", str(DATA), "--out", str(tmp_path / f"local-{name}"), "--quiet",
+                     *option]) == 0
+        assert main(["run", "--embeddings", str(ray_out / "embeddings"), "--out",
+                     str(tmp_path / f"stored-{name}"), "--quiet", *option]) == 0
+        assert (tmp_path / f"stored-{name}" / "units.csv").read_text() == \
+            (tmp_path / f"local-{name}" / "units.csv").read_text()
 
 
 def _free_port() -> int:
