@@ -43,6 +43,7 @@ from discovery.store import ShardPart, Store, file_key, write_shard
 SHARD_SECONDS = 1800.0
 # At least this many shards per worker when the audio allows, so every worker is busy.
 SHARDS_PER_WORKER = 4
+CONNECT_TIMEOUT_S = 10.0
 INSTALL_HINT = "pip install -e \".[ray]\" (or pip install 'ray[data]')"
 # What each worker process sees: one thread for TensorFlow and the BLAS libraries, and
 # TensorFlow's start-up messages kept out of the log.
@@ -100,6 +101,8 @@ def connect(address: Optional[str], *, workers: Optional[int] = None) -> bool:
     ray = require_ray()
     if ray.is_initialized():
         return False
+    if address and address != "auto":
+        check_reachable(address)
     # The driver's C++ core logs a warning per actor pool that Ray Data's own actor
     # arguments live in the object store; failures still arrive as Python exceptions.
     os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
@@ -123,6 +126,26 @@ def connect(address: Optional[str], *, workers: Optional[int] = None) -> bool:
     context.print_on_execution_start = False
     context.enable_auto_log_stats = False
     return True
+
+
+def check_reachable(address: str) -> None:
+    """Fail in one line, at once, where nothing listens at HOST:PORT (Ray itself
+    retries for minutes before it gives up)."""
+    import socket
+
+    host, _, port = address.rpartition(":")
+    if host.startswith("ray://"):
+        host = host[len("ray://"):]
+    try:
+        with socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S):
+            pass
+    except ValueError:
+        raise ParameterError(f"Invalid value for `address`: expected HOST:PORT (e.g. "
+                             f"10.0.0.1:6379) or auto, received {address!r}.") from None
+    except OSError as error:
+        raise ParameterError(f"{address}: no Ray cluster answers there "
+                             f"({error.strerror or error}); start one with `ray start "
+                             "--head` or check the address.") from None
 
 
 def _worker_resources(ray, workers: Optional[int]) -> tuple:
@@ -284,8 +307,8 @@ def embed_to_store(paths: Sequence[Path], store: Store, *, bundle_dir, hop_secon
             compute=ray.data.ActorPoolStrategy(size=min(n_workers, len(items))),
             num_cpus=cpus, num_gpus=gpus)
         by_path = {key["path"]: length for key, length in zip(todo, lengths)}
-        bar = tqdm(total=round(sum(lengths), 1), unit="s", desc=f"embedding on Ray "
-                   f"({min(n_workers, len(items))} workers)", disable=not progress,
+        bar = tqdm(total=sum(lengths), unit="s", desc=f"embedding on Ray "
+                   f"({min(n_workers, len(items))} worker(s))", disable=not progress,
                    file=sys.stderr, dynamic_ncols=True,
                    bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s of audio "
                               "[{elapsed}<{remaining}]")

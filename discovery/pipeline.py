@@ -373,7 +373,7 @@ def run(inputs: Sequence, out_dir, *, bundle=None, config: ClusterConfig = Clust
     started = time.perf_counter()
     # Every check that can refuse the run comes before the model loads and the work starts.
     stored, engine_info = None, {"name": engine}
-    _check_engine(engine, inputs, embeddings)
+    _check_engine(engine, inputs, embeddings, workers, address)
     if embeddings is not None:
         stored = (Store.open(embeddings), None, [])
         inputs = [embeddings]  # what the output folder must not hold
@@ -416,11 +416,17 @@ def run(inputs: Sequence, out_dir, *, bundle=None, config: ClusterConfig = Clust
 ENGINES = ("local", "ray")
 
 
-def _check_engine(engine: str, inputs: Sequence, embeddings) -> None:
-    """Refuse an unknown engine, a missing Ray, or inputs given with a store."""
+def _check_engine(engine: str, inputs: Sequence, embeddings,
+                  workers: Optional[int] = None, address: Optional[str] = None) -> None:
+    """Refuse an unknown engine, a missing Ray, a bad worker count, a cluster address
+    where nothing answers, or inputs given with a store: before any work."""
     if engine not in ENGINES:
         raise ParameterError(f"Invalid value for `engine`: expected one of {ENGINES}, "
                              f"received {engine!r}.")
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int)
+                                or workers < 1):
+        raise ParameterError(f"Invalid value for `workers`: expected an integer >= 1, "
+                             f"received {workers!r}.")
     if embeddings is not None:
         if inputs:
             raise ParameterError(f"{inputs[0]}: give recordings or --embeddings, not "
@@ -432,9 +438,11 @@ def _check_engine(engine: str, inputs: Sequence, embeddings) -> None:
         raise ParameterError("no recordings given: name audio files or folders, or an "
                              "embedding store with --embeddings.")
     if engine == "ray":
-        from discovery.distributed import require_ray
+        from discovery.distributed import check_reachable, require_ray
 
         require_ray()
+        if address and address != "auto":
+            check_reachable(address)
 
 
 def _bundle_for_store(bundle, hop_seconds: Optional[float] = None) -> Bundle:
@@ -553,7 +561,7 @@ def write_store(inputs: Sequence, out_dir, *, bundle=None, hop_seconds=None,
     """
     from discovery.distributed import embed_to_store
 
-    _check_engine("ray", inputs, None)
+    _check_engine("ray", inputs, None, workers, address)
     paths, failures = files.find_inputs(inputs)
     out = files.check_output_location(out_dir, inputs) / "embeddings"
     bundle = _bundle_for_store(bundle, hop_seconds)

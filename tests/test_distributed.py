@@ -207,3 +207,32 @@ def test_windows_outside_the_fit_sample_are_placed_on_the_cluster(tmp_path):
     assert np.mean(units[placed] == local.labels_[placed]) > 0.9
     occurrences = clusters.occurrences
     assert len(occurrences[0]) > 0 and np.all(np.diff(occurrences[0]) >= 0)
+
+
+def test_a_cluster_address_where_nothing_answers_fails_at_once(tmp_path, digit_clip,
+                                                                capsys):
+    out = tmp_path / "out"
+    for command in ("embed", "run"):
+        code = main([command, str(digit_clip), "--out", str(out), "--engine", "ray",
+                     "--address", f"127.0.0.1:{_free_port()}", "--quiet"])
+        error = capsys.readouterr().err.strip()
+        assert code == 2 and "no Ray cluster answers there" in error and "\n" not in error
+        assert not out.exists()
+    assert main(["embed", str(digit_clip), "--out", str(out), "--engine", "ray",
+                 "--workers", "0"]) == 2
+    assert "`workers`" in capsys.readouterr().err and not out.exists()
+
+
+def test_an_unreadable_file_is_reported_and_the_others_stored(tmp_path, capsys):
+    folder = tmp_path / "audio"
+    folder.mkdir()
+    for clip in sorted((DATA / "fsdd").glob("*.wav"))[:2]:
+        (folder / clip.name).write_bytes(clip.read_bytes())
+    (folder / "broken.wav").write_text("not audio")
+    code = main(["embed", str(folder), "--out", str(tmp_path / "out"), "--engine", "ray",
+                 "--workers", "1", "--quiet"])
+    error = capsys.readouterr().err
+    assert code == 2 and "broken.wav" in error and "not a readable audio file" in error
+    stored = sorted(line["path"] for line in _lines(tmp_path / "out" / "embeddings"))
+    assert [p.rsplit("/", 1)[-1] for p in stored] == sorted(
+        p.name for p in folder.glob("*_*.wav"))
