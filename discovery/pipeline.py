@@ -457,18 +457,14 @@ def _discover_on_ray(inputs: Sequence, store_dir: Path, *, bundle, config: Clust
                      address, workers, progress: bool) -> tuple:
     """`discover` on Ray: embed `inputs` into a store at `store_dir`, then cluster it
     with the driver holding only the fit sample and the report's recordings
-    (`distributed.cluster_on_ray`).
+    (`distributed_clustering.cluster_on_ray`).
 
     Returns:
         (`DiscoveryResult` whose window table holds the report's recordings, (windows,
         segments or None) in all, run.json's engine record).
     """
-    from discovery.distributed import (
-        REPORT_WINDOWS,
-        cluster_on_ray,
-        connect,
-        embed_to_store,
-    )
+    from discovery.distributed import connect, embed_to_store
+    from discovery.distributed_clustering import REPORT_WINDOWS, cluster_on_ray
 
     started = time.perf_counter()
     paths, failures = files.find_inputs(inputs)

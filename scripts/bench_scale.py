@@ -151,7 +151,7 @@ def main(argv=None) -> int:
                 for part, folder in (("windows", store), ("segments", store / "_segments"),
                                      ("units", store / "_units"))}
             runs["run_ray2"] = measured
-            print(f"store: " + ", ".join(f"{k} {v:.1f} MiB" for k, v in
+            print("store: " + ", ".join(f"{k} {v:.1f} MiB" for k, v in
                                           measured["store_mib"].items()))
             print(f"run --engine ray: {measured['wall_s']:.1f} s, driver peak "
                   f"{measured['peak_rss_mib']:.0f} MiB (target < 3,072 MiB); stages "
