@@ -127,6 +127,14 @@ def connect(address: Optional[str], *, workers: Optional[int] = None) -> bool:
     return True
 
 
+def check_workers(workers: Optional[int]) -> None:
+    """Raises ParameterError unless `workers` is None or an integer >= 1."""
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int)
+                                or workers < 1):
+        raise ParameterError(f"Invalid value for `workers`: expected an integer >= 1, "
+                             f"received {workers!r}.")
+
+
 def check_reachable(address: str) -> None:
     """Fail in one line, at once, where nothing listens at HOST:PORT (Ray itself
     retries for minutes before it gives up)."""
@@ -267,10 +275,7 @@ def embed_to_store(paths: Sequence[Path], store: Store, *, bundle_dir, hop_secon
     from discovery.frontend import audio
 
     begun = time.perf_counter()
-    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int)
-                                or workers < 1):
-        raise ParameterError(f"Invalid value for `workers`: expected an integer >= 1, "
-                             f"received {workers!r}.")
+    check_workers(workers)
     keys, failures = [], []
     for path in paths:
         try:

@@ -423,10 +423,9 @@ def _check_engine(engine: str, inputs: Sequence, embeddings,
     if engine not in ENGINES:
         raise ParameterError(f"Invalid value for `engine`: expected one of {ENGINES}, "
                              f"received {engine!r}.")
-    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int)
-                                or workers < 1):
-        raise ParameterError(f"Invalid value for `workers`: expected an integer >= 1, "
-                             f"received {workers!r}.")
+    from discovery.distributed import check_workers
+
+    check_workers(workers)
     if embeddings is not None:
         if inputs:
             raise ParameterError(f"{inputs[0]}: give recordings or --embeddings, not "

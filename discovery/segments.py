@@ -153,15 +153,22 @@ def embed_segments(paths: Sequence[Path], *, model, config: PipelineConfig,
         segment_parts.append(describe_segments(embedded, config, features=features))
     files = [info.path for info in infos]
     table = stack_windows(files, window_parts, model.latent_dim)
-    if segment_parts:
-        columns = list(zip(*segment_parts))
-        file = np.concatenate([np.full(len(s), i, np.int64)
-                               for i, s in enumerate(columns[0])])
-        segments = SegmentTable(files, file, *(np.concatenate(c) for c in columns))
-    else:
-        segments = SegmentTable([], np.zeros(0, np.int64), np.zeros(0), np.zeros(0),
-                                np.zeros((0, 0), np.float32), np.zeros(0, np.int64))
-    return Segmented(Embedded(table, infos, failures), segments)
+    return Segmented(Embedded(table, infos, failures),
+                     stack_segments(files, segment_parts, width=0))
+
+
+def stack_segments(files: List[str], parts: Sequence[tuple], *, width: int) -> SegmentTable:
+    """One table from per-recording (start_s, end_s, embedding, n_windows) parts; with
+    no parts, an empty table whose descriptions are `width` wide."""
+    if not parts:
+        return SegmentTable([], np.zeros(0, np.int64), np.zeros(0), np.zeros(0),
+                            np.zeros((0, width), np.float32), np.zeros(0, np.int64))
+    columns = list(zip(*parts))
+    file = np.concatenate([np.full(len(s), i, np.int64) for i, s in enumerate(columns[0])])
+    return SegmentTable(files, file, np.concatenate(columns[0]).astype(np.float64),
+                        np.concatenate(columns[1]).astype(np.float64),
+                        np.concatenate(columns[2]).astype(np.float32),
+                        np.concatenate(columns[3]).astype(np.int64))
 
 
 def describe_stored_segments(windows, segments: SegmentTable) -> SegmentTable:

@@ -38,7 +38,7 @@ from discovery import files
 from discovery.config import PipelineConfig
 from discovery.embed import RecordingInfo, stack_windows
 from discovery.errors import DiscoveryError, ParameterError
-from discovery.segments import SegmentTable
+from discovery.segments import stack_segments
 
 CONFIG_NAME = "_config.json"
 MANIFEST_NAME = "_manifest.jsonl"
@@ -292,7 +292,7 @@ class Store:
                                   seg["n_windows"]))
         names = [e["path"] for e in chosen]
         table = stack_windows(names, window_parts, latent_dim)
-        return table, infos, _segment_table(names, segment_parts, image_size)
+        return table, infos, stack_segments(names, segment_parts, width=image_size)
 
     def infos(self, paths: Sequence[str]) -> List[RecordingInfo]:
         """Each recording's `RecordingInfo` from the manifest alone (no shard is read,
@@ -335,18 +335,6 @@ def _split_by_file(table, wanted: set, found: dict) -> None:
     for path in wanted:
         rows = np.flatnonzero(file == path)
         found[path] = {name: values[rows] for name, values in columns.items()}
-
-
-def _segment_table(names: List[str], parts: list, image_size: int) -> SegmentTable:
-    if not parts:
-        return SegmentTable([], np.zeros(0, np.int64), np.zeros(0), np.zeros(0),
-                            np.zeros((0, image_size), np.float32), np.zeros(0, np.int64))
-    columns = list(zip(*parts))
-    file = np.concatenate([np.full(len(s), i, np.int64) for i, s in enumerate(columns[0])])
-    return SegmentTable(names, file, np.concatenate(columns[0]).astype(np.float64),
-                        np.concatenate(columns[1]).astype(np.float64),
-                        np.concatenate(columns[2]).astype(np.float32),
-                        np.concatenate(columns[3]).astype(np.int64))
 
 
 def _empty(path: Path) -> None:
