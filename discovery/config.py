@@ -369,6 +369,9 @@ class SiameseConfig(_Config):
     of `steps_per_epoch` batches, each `pair_batch_size` aligned window pairs (InfoNCE
     at `temperature`, weighted by `siamese_weight`, the second window's frequency axis
     warped by up to `warp`) and `batch_size` ordinary windows (the VAE's own loss).
+    `stretch` (time axis, another speaking rate) and `level` (a smooth curve over the
+    bands, another microphone) add augmentations; `augment_both` draws them for the
+    first window too. Both were measured and are off (docs/models.md).
     """
 
     n_candidates: int = 20
@@ -381,9 +384,12 @@ class SiameseConfig(_Config):
     learning_rate: float = 5e-4
     # "infonce" or "correspondence" (see nn/siamese.py).
     objective: str = "infonce"
-    siamese_weight: float = 3.0
+    siamese_weight: float = 10.0
     temperature: float = 0.1
     warp: float = 0.1
+    stretch: float = 0.0
+    level: float = 0.0
+    augment_both: bool = False
     # Share of the mined pairs held out to score the stage each epoch.
     validation_fraction: float = 0.1
     seed: int = 0
@@ -403,6 +409,10 @@ class SiameseConfig(_Config):
         _check_range("siamese_weight", self.siamese_weight, 0.0, 1e6)
         _check_positive("temperature", self.temperature, 100.0)
         _check_range("warp", self.warp, 0.0, 0.5)
+        _check_range("stretch", self.stretch, 0.0, 0.5)
+        _check_range("level", self.level, 0.0, 0.5)
+        if not isinstance(self.augment_both, bool):
+            _fail("augment_both", "true or false", self.augment_both)
         _check_range("validation_fraction", self.validation_fraction, 0.0, 0.9)
         _check_integer("seed", self.seed, 0, MAX_SEED)
 

@@ -168,6 +168,16 @@ def _objective(settings: SiameseConfig) -> str:
     return "the correspondence objective (each window decoded into its partner)"
 
 
+def _augmentation(settings: SiameseConfig) -> str:
+    sides = "both windows" if settings.augment_both else "the partner"
+    parts = [f"frequency warp up to {settings.warp}"]
+    if settings.stretch:
+        parts.append(f"time stretch up to {settings.stretch}")
+    if settings.level:
+        parts.append(f"band levels up to {settings.level}")
+    return f"{', '.join(parts)} ({sides})"
+
+
 def tuning_card(base_card: str, *, settings: SiameseConfig, inputs: Sequence[PathLike],
                 mined: MinedPairs, history: dict, before: float, seconds: float,
                 command: str) -> str:
@@ -182,7 +192,7 @@ def tuning_card(base_card: str, *, settings: SiameseConfig, inputs: Sequence[Pat
              f"- Fine-tuning: {settings.epochs} epochs of {settings.steps_per_epoch} "
              f"steps; {settings.pair_batch_size} pairs and {settings.batch_size} windows "
              f"per step; {_objective(settings)}, weight "
-             f"{settings.siamese_weight}; frequency warp up to {settings.warp}; learning "
+             f"{settings.siamese_weight}; {_augmentation(settings)}; learning "
              f"rate {settings.learning_rate}; seed {settings.seed}; time: {seconds:.0f} s.",
              ]
     if "val_pair_roc_auc" in history:
@@ -267,7 +277,8 @@ def tune(inputs: Sequence[PathLike], out_dir: PathLike, *, bundle=None,
     model = SiameseVAE(vae, objective=settings.objective,
                        siamese_weight=settings.siamese_weight,
                        temperature=settings.temperature, warp=settings.warp,
-                       seed=settings.seed)
+                       stretch=settings.stretch, level=settings.level,
+                       augment_both=settings.augment_both, seed=settings.seed)
     model.compile(optimizer=keras.optimizers.Adam(settings.learning_rate))
     record = TrainingRecord(out_dir / CHECKPOINTS / "history.json")
     callbacks = [separation, keras.callbacks.TerminateOnNaN(), record,

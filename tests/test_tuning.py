@@ -104,3 +104,9 @@ def test_settings_are_checked():
         SiameseConfig(pair_batch_size=1)
     with pytest.raises(ParameterError, match="warp"):
         SiameseConfig(warp=0.9)
+    with pytest.raises(ParameterError, match="stretch"):
+        SiameseConfig(stretch=-0.1)
+    with pytest.raises(ParameterError, match="level"):
+        SiameseConfig(level=0.9)
+    with pytest.raises(ParameterError, match="augment_both"):
+        SiameseConfig(augment_both="yes")

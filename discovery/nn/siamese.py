@@ -83,6 +83,55 @@ def warp_frequency(windows, max_warp: float, seed=None):
     return lower * (1.0 - weight) + upper * weight
 
 
+def stretch_time(windows, max_stretch: float, seed=None):
+    """Each window's time axis resampled about its centre at rate beta,
+    beta ~ U[1 - s, 1 + s] (another speaking rate).
+
+    Args:
+        windows: (batch, T, F) float tensor.
+        max_stretch: float in [0, 1). 0 returns the windows unchanged.
+
+    Returns:
+        (batch, T, F) float tensor; frames past either end read the end frame.
+    """
+    if max_stretch <= 0:
+        return windows
+    n_frames = tf.shape(windows)[1]
+    beta = tf.random.uniform((tf.shape(windows)[0], 1), 1.0 - max_stretch,
+                             1.0 + max_stretch, seed=seed)
+    last = tf.cast(n_frames - 1, tf.float32)
+    centre = 0.5 * last
+    position = tf.clip_by_value(
+        centre + (tf.cast(tf.range(n_frames), tf.float32)[None, :] - centre) * beta, 0.0, last)
+    low = tf.cast(tf.floor(position), tf.int32)
+    high = tf.minimum(low + 1, n_frames - 1)
+    weight = (position - tf.cast(low, tf.float32))[:, :, None]
+    lower = tf.gather(windows, low, axis=1, batch_dims=1)
+    upper = tf.gather(windows, high, axis=1, batch_dims=1)
+    return lower * (1.0 - weight) + upper * weight
+
+
+def equalise(windows, max_level: float, seed=None):
+    """A smooth random level curve over each window's bands (another microphone and
+    room): gain, tilt and one bend, each ~ U[-m, m] in normalised units (1 is the
+    features' dynamic range). Silent cells (0) stay silent; values stay in [0, 1].
+
+    Args:
+        windows: (batch, T, F) float tensor.
+        max_level: float >= 0. 0 returns the windows unchanged.
+    """
+    if max_level <= 0:
+        return windows
+    n_features = tf.shape(windows)[2]
+    band = tf.cast(tf.range(n_features), tf.float32) / tf.cast(
+        tf.maximum(n_features - 1, 1), tf.float32)
+    basis = tf.stack([tf.ones_like(band), tf.cos(3.14159265 * band),
+                      tf.cos(2.0 * 3.14159265 * band)])  # (3, F)
+    amounts = tf.random.uniform((tf.shape(windows)[0], 3), -max_level, max_level, seed=seed)
+    curve = tf.matmul(amounts, basis)[:, None, :]
+    return tf.where(windows > 0, tf.clip_by_value(windows + curve, 0.0, 1.0), windows)
+
+
 def correspondence(decoder, z, own, partner):
     """Squared error of `decoder(z)` against the partner window, summed over cells and
     averaged over the batch (the VAE's reconstruction scale)."""
@@ -107,6 +156,7 @@ class SiameseVAE(keras.Model):
 
     def __init__(self, vae: VAE, *, siamese_weight: float = 1.0, temperature: float = 0.1,
                  warp: float = 0.1, seed: Optional[int] = 0, objective: str = "infonce",
+                 stretch: float = 0.0, level: float = 0.0, augment_both: bool = False,
                  **kwargs):
         super().__init__(**kwargs)
         if objective not in OBJECTIVES:
@@ -117,6 +167,9 @@ class SiameseVAE(keras.Model):
         self.siamese_weight = float(siamese_weight)
         self.temperature = float(temperature)
         self.warp = float(warp)
+        self.stretch = float(stretch)
+        self.level = float(level)
+        self.augment_both = bool(augment_both)
         self.seed = seed
         self.siamese_loss_tracker = keras.metrics.Mean(name="siamese_loss")
         self.pair_accuracy = keras.metrics.Mean(name="pair_accuracy")
@@ -129,14 +182,23 @@ class SiameseVAE(keras.Model):
     def call(self, windows, training: Optional[bool] = None):
         return self.vae(windows, training=training)
 
+    def _augment(self, windows, side: int):
+        # Ops sharing a seed draw the same numbers: one seed per augmentation and side.
+        seed = None if self.seed is None else 6 * self.seed + 3 * side
+        windows = warp_frequency(windows, self.warp, seed=seed)
+        windows = stretch_time(windows, self.stretch, seed=None if seed is None else seed + 1)
+        return equalise(windows, self.level, seed=None if seed is None else seed + 2)
+
     def _terms(self, data, training: bool):
         windows, silence = data["windows"], data["silence"]
         outputs = self.vae(windows, training=training)
         losses = self.vae.compute_losses(windows, outputs, silence_targets=silence)
-        b = data["b"]
+        a, b = data["a"], data["b"]
         if training:
-            b = warp_frequency(b, self.warp, seed=self.seed)
-        z_a, _, _ = self.vae.encoder(ops.expand_dims(data["a"], -1), training=training)
+            b = self._augment(b, 0)
+            if self.augment_both:
+                a = self._augment(a, 1)
+        z_a, _, _ = self.vae.encoder(ops.expand_dims(a, -1), training=training)
         z_b, _, _ = self.vae.encoder(ops.expand_dims(b, -1), training=training)
         nce, accuracy = info_nce(z_a, z_b, self.temperature)
         if self.objective == "infonce":

@@ -1,4 +1,4 @@
-"""The Siamese stage's pieces: InfoNCE, the frequency warp, SiameseVAE, its callback."""
+"""The Siamese stage's pieces: InfoNCE, the augmentations, SiameseVAE, its callback."""
 
 import keras
 import numpy as np
@@ -7,7 +7,8 @@ import tensorflow as tf
 
 from discovery.nn import build_vae, get_preset
 from discovery.nn.callbacks import PairSeparation, pair_roc_auc
-from discovery.nn.siamese import SiameseVAE, info_nce, warp_frequency
+from discovery.nn.siamese import (SiameseVAE, equalise, info_nce, stretch_time,
+                                  warp_frequency)
 
 TINY = get_preset("tiny")
 FRAMES, FEATURES = TINY.input_frames, TINY.input_features
@@ -41,6 +42,41 @@ def test_warp_keeps_shape_and_flat_spectra_and_is_off_at_zero(rng):
     np.testing.assert_allclose(warp_frequency(flat, 0.2, seed=1).numpy(), 0.5, atol=1e-6)
     # The lowest bin never moves (it is scaled by the factor, 0 * alpha = 0).
     np.testing.assert_allclose(warped.numpy()[:, :, 0], windows.numpy()[:, :, 0], atol=1e-6)
+
+
+def test_stretch_keeps_the_centre_frame_and_steady_sounds_and_is_off_at_zero(rng):
+    windows = tf.constant(rng.random((4, FRAMES, FEATURES)), tf.float32)
+    assert stretch_time(windows, 0.0) is windows
+    stretched = stretch_time(windows, 0.2, seed=1).numpy()
+    assert stretched.shape == windows.shape
+    assert not np.allclose(stretched, windows.numpy())
+    assert stretched.min() >= windows.numpy().min() - 1e-6
+    assert stretched.max() <= windows.numpy().max() + 1e-6
+    # A sound that does not change over time is unchanged by any speaking rate.
+    steady = tf.tile(tf.constant(rng.random((2, 1, FEATURES)), tf.float32), (1, FRAMES, 1))
+    np.testing.assert_allclose(stretch_time(steady, 0.2, seed=1).numpy(), steady.numpy(),
+                               atol=1e-6)
+    # An odd-length window's middle frame is the fixed point of the stretch.
+    odd = tf.constant(rng.random((3, 9, FEATURES)), tf.float32)
+    np.testing.assert_allclose(stretch_time(odd, 0.3, seed=2).numpy()[:, 4], odd.numpy()[:, 4],
+                               atol=1e-6)
+
+
+def test_equalise_shifts_bands_smoothly_keeps_silence_and_range(rng):
+    windows = rng.random((4, FRAMES, FEATURES)).astype("float32")
+    windows[:, :3] = 0.0  # silent frames
+    windows = tf.constant(windows)
+    assert equalise(windows, 0.0) is windows
+    shifted = equalise(windows, 0.1, seed=1).numpy()
+    assert np.all(shifted[:, :3] == 0.0)
+    assert shifted.min() >= 0.0 and shifted.max() <= 1.0
+    # Away from the clipped ends, one window's shift is one curve for every frame,
+    # at most 3 x 0.1 anywhere and changing little from band to band.
+    middle = tf.fill((1, FRAMES, FEATURES), 0.5)
+    curve = equalise(middle, 0.1, seed=3).numpy()[0] - 0.5
+    np.testing.assert_allclose(curve, np.broadcast_to(curve[0], curve.shape), atol=1e-6)
+    assert np.abs(curve).max() <= 0.3 + 1e-6
+    assert np.abs(np.diff(curve[0])).max() < 0.3 * 2 * np.pi / (FEATURES - 1) + 1e-6
 
 
 def test_pair_roc_auc_tells_matched_rows_from_mismatched(rng):
@@ -81,6 +117,15 @@ def test_fine_tuning_pulls_pairs_together_and_keeps_the_vae_terms(rng):
     # The weights that changed are the VAE's own: it embeds the held-out pairs closer.
     assert separation.score(vae) > before
     assert separation.score(vae) == pytest.approx(history["val_pair_roc_auc"][-1])
+
+
+def test_the_two_windows_of_a_pair_draw_their_own_augmentations(rng):
+    # Ops that share a seed draw the same numbers: a and b must not be warped alike,
+    # or the pair teaches no invariance.
+    model = SiameseVAE(build_vae(TINY), warp=0.2, stretch=0.2, level=0.1, augment_both=True)
+    windows = tf.constant(rng.random((8, FRAMES, FEATURES)), tf.float32)
+    first, second = model._augment(windows, 0).numpy(), model._augment(windows, 1).numpy()
+    assert not np.allclose(first, second, atol=1e-3)
 
 
 def test_correspondence_scores_the_partner_and_objectives_are_checked(rng):
