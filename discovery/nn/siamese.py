@@ -58,6 +58,18 @@ def info_nce(z_a, z_b, temperature: float):
     return loss, tf.reduce_mean(found)
 
 
+def _resample(windows, position, axis: int):
+    """(batch, T, F) windows read at fractional `position`s (batch, n) along `axis`
+    (1: time, 2: frequency), interpolated linearly between neighbours."""
+    low = tf.cast(tf.floor(position), tf.int32)
+    high = tf.minimum(low + 1, tf.shape(windows)[axis] - 1)
+    weight = position - tf.cast(low, tf.float32)
+    weight = weight[:, :, None] if axis == 1 else weight[:, None, :]
+    lower = tf.gather(windows, low, axis=axis, batch_dims=1)
+    upper = tf.gather(windows, high, axis=axis, batch_dims=1)
+    return lower * (1.0 - weight) + upper * weight
+
+
 def warp_frequency(windows, max_warp: float, seed=None):
     """Each window's frequency axis resampled at `k * alpha`, alpha ~ U[1 - w, 1 + w].
 
@@ -75,12 +87,7 @@ def warp_frequency(windows, max_warp: float, seed=None):
                               seed=seed)
     top = tf.cast(n_features - 1, tf.float32)
     position = tf.minimum(tf.cast(tf.range(n_features), tf.float32)[None, :] * alpha, top)
-    low = tf.cast(tf.floor(position), tf.int32)
-    high = tf.minimum(low + 1, n_features - 1)
-    weight = (position - tf.cast(low, tf.float32))[:, None, :]
-    lower = tf.gather(windows, low, axis=2, batch_dims=1)
-    upper = tf.gather(windows, high, axis=2, batch_dims=1)
-    return lower * (1.0 - weight) + upper * weight
+    return _resample(windows, position, axis=2)
 
 
 def stretch_time(windows, max_stretch: float, seed=None):
@@ -103,12 +110,7 @@ def stretch_time(windows, max_stretch: float, seed=None):
     centre = 0.5 * last
     position = tf.clip_by_value(
         centre + (tf.cast(tf.range(n_frames), tf.float32)[None, :] - centre) * beta, 0.0, last)
-    low = tf.cast(tf.floor(position), tf.int32)
-    high = tf.minimum(low + 1, n_frames - 1)
-    weight = (position - tf.cast(low, tf.float32))[:, :, None]
-    lower = tf.gather(windows, low, axis=1, batch_dims=1)
-    upper = tf.gather(windows, high, axis=1, batch_dims=1)
-    return lower * (1.0 - weight) + upper * weight
+    return _resample(windows, position, axis=1)
 
 
 def equalise(windows, max_level: float, seed=None):
