@@ -58,6 +58,11 @@ def info_nce(z_a, z_b, temperature: float):
     return loss, tf.reduce_mean(found)
 
 
+def _factors(windows, spread: float, seed):
+    """(batch, 1) factors ~ U[1 - spread, 1 + spread], one per window."""
+    return tf.random.uniform((tf.shape(windows)[0], 1), 1.0 - spread, 1.0 + spread, seed=seed)
+
+
 def _resample(windows, position, axis: int):
     """(batch, T, F) windows read at fractional `position`s (batch, n) along `axis`
     (1: time, 2: frequency), interpolated linearly between neighbours."""
@@ -83,8 +88,7 @@ def warp_frequency(windows, max_warp: float, seed=None):
     if max_warp <= 0:
         return windows
     n_features = tf.shape(windows)[2]
-    alpha = tf.random.uniform((tf.shape(windows)[0], 1), 1.0 - max_warp, 1.0 + max_warp,
-                              seed=seed)
+    alpha = _factors(windows, max_warp, seed)
     top = tf.cast(n_features - 1, tf.float32)
     position = tf.minimum(tf.cast(tf.range(n_features), tf.float32)[None, :] * alpha, top)
     return _resample(windows, position, axis=2)
@@ -104,8 +108,7 @@ def stretch_time(windows, max_stretch: float, seed=None):
     if max_stretch <= 0:
         return windows
     n_frames = tf.shape(windows)[1]
-    beta = tf.random.uniform((tf.shape(windows)[0], 1), 1.0 - max_stretch,
-                             1.0 + max_stretch, seed=seed)
+    beta = _factors(windows, max_stretch, seed)
     last = tf.cast(n_frames - 1, tf.float32)
     centre = 0.5 * last
     position = tf.clip_by_value(
