@@ -21,6 +21,7 @@ speaker's vocal tract.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Dict, Optional
 
 import keras
@@ -58,16 +59,20 @@ def info_nce(z_a, z_b, temperature: float):
     return loss, tf.reduce_mean(found)
 
 
-def _factors(windows, spread: float, seed):
-    """(batch, 1) factors ~ U[1 - spread, 1 + spread], one per window."""
-    return tf.random.uniform((tf.shape(windows)[0], 1), 1.0 - spread, 1.0 + spread, seed=seed)
-
-
-def _resample(windows, position, axis: int):
-    """(batch, T, F) windows read at fractional `position`s (batch, n) along `axis`
-    (1: time, 2: frequency), interpolated linearly between neighbours."""
+def _scale_axis(windows, spread: float, seed, axis: int, fixed_point: str):
+    """Each window's `axis` (1: time, 2: frequency) resampled at positions scaled by a
+    factor ~ U[1 - spread, 1 + spread] about its first index ("start") or its middle
+    ("centre"), interpolated linearly between neighbours; positions past either end
+    read the end."""
+    n = tf.shape(windows)[axis]
+    factor = tf.random.uniform((tf.shape(windows)[0], 1), 1.0 - spread, 1.0 + spread,
+                               seed=seed)
+    last = tf.cast(n - 1, tf.float32)
+    about = 0.0 if fixed_point == "start" else 0.5 * last
+    position = tf.clip_by_value(
+        about + (tf.cast(tf.range(n), tf.float32)[None, :] - about) * factor, 0.0, last)
     low = tf.cast(tf.floor(position), tf.int32)
-    high = tf.minimum(low + 1, tf.shape(windows)[axis] - 1)
+    high = tf.minimum(low + 1, n - 1)
     weight = position - tf.cast(low, tf.float32)
     weight = weight[:, :, None] if axis == 1 else weight[:, None, :]
     lower = tf.gather(windows, low, axis=axis, batch_dims=1)
@@ -87,11 +92,7 @@ def warp_frequency(windows, max_warp: float, seed=None):
     """
     if max_warp <= 0:
         return windows
-    n_features = tf.shape(windows)[2]
-    alpha = _factors(windows, max_warp, seed)
-    top = tf.cast(n_features - 1, tf.float32)
-    position = tf.minimum(tf.cast(tf.range(n_features), tf.float32)[None, :] * alpha, top)
-    return _resample(windows, position, axis=2)
+    return _scale_axis(windows, max_warp, seed, axis=2, fixed_point="start")
 
 
 def stretch_time(windows, max_stretch: float, seed=None):
@@ -107,13 +108,7 @@ def stretch_time(windows, max_stretch: float, seed=None):
     """
     if max_stretch <= 0:
         return windows
-    n_frames = tf.shape(windows)[1]
-    beta = _factors(windows, max_stretch, seed)
-    last = tf.cast(n_frames - 1, tf.float32)
-    centre = 0.5 * last
-    position = tf.clip_by_value(
-        centre + (tf.cast(tf.range(n_frames), tf.float32)[None, :] - centre) * beta, 0.0, last)
-    return _resample(windows, position, axis=1)
+    return _scale_axis(windows, max_stretch, seed, axis=1, fixed_point="centre")
 
 
 def equalise(windows, max_level: float, seed=None):
@@ -130,8 +125,8 @@ def equalise(windows, max_level: float, seed=None):
     n_features = tf.shape(windows)[2]
     band = tf.cast(tf.range(n_features), tf.float32) / tf.cast(
         tf.maximum(n_features - 1, 1), tf.float32)
-    basis = tf.stack([tf.ones_like(band), tf.cos(3.14159265 * band),
-                      tf.cos(2.0 * 3.14159265 * band)])  # (3, F)
+    basis = tf.stack([tf.ones_like(band), tf.cos(math.pi * band),
+                      tf.cos(2.0 * math.pi * band)])  # (3, F)
     amounts = tf.random.uniform((tf.shape(windows)[0], 3), -max_level, max_level, seed=seed)
     curve = tf.matmul(amounts, basis)[:, None, :]
     return tf.where(windows > 0, tf.clip_by_value(windows + curve, 0.0, 1.0), windows)
@@ -189,10 +184,11 @@ class SiameseVAE(keras.Model):
 
     def _augment(self, windows, side: int):
         # Ops sharing a seed draw the same numbers: one seed per augmentation and side.
-        seed = None if self.seed is None else 6 * self.seed + 3 * side
-        windows = warp_frequency(windows, self.warp, seed=seed)
-        windows = stretch_time(windows, self.stretch, seed=None if seed is None else seed + 1)
-        return equalise(windows, self.level, seed=None if seed is None else seed + 2)
+        warp, stretch, level = ((None,) * 3 if self.seed is None
+                                else range(6 * self.seed + 3 * side, 6 * self.seed + 3 * side + 3))
+        windows = warp_frequency(windows, self.warp, seed=warp)
+        windows = stretch_time(windows, self.stretch, seed=stretch)
+        return equalise(windows, self.level, seed=level)
 
     def _terms(self, data, training: bool):
         windows, silence = data["windows"], data["silence"]
