@@ -371,7 +371,9 @@ class SiameseConfig(_Config):
     warped by up to `warp`) and `batch_size` ordinary windows (the VAE's own loss).
     `stretch` (time axis, another speaking rate) and `level` (a smooth curve over the
     bands, another microphone) add augmentations; `augment_both` draws them for the
-    first window too. Both were measured and are off (docs/models.md).
+    first window too. Both were measured and are off (docs/models.md). `mask_linked`
+    leaves pairs that the mining linked (one connected component of the pair graph,
+    likely one sound) out of each other's negatives.
     """
 
     n_candidates: int = 20
@@ -390,6 +392,7 @@ class SiameseConfig(_Config):
     stretch: float = 0.0
     level: float = 0.0
     augment_both: bool = False
+    mask_linked: bool = True
     # Share of the mined pairs held out to score the stage each epoch.
     validation_fraction: float = 0.1
     seed: int = 0
@@ -411,8 +414,9 @@ class SiameseConfig(_Config):
         _check_range("warp", self.warp, 0.0, 0.5)
         _check_range("stretch", self.stretch, 0.0, 0.5)
         _check_range("level", self.level, 0.0, 0.5)
-        if not isinstance(self.augment_both, bool):
-            _fail("augment_both", "true or false", self.augment_both)
+        for name in ("augment_both", "mask_linked"):
+            if not isinstance(getattr(self, name), bool):
+                _fail(name, "true or false", getattr(self, name))
         _check_range("validation_fraction", self.validation_fraction, 0.0, 0.9)
         _check_integer("seed", self.seed, 0, MAX_SEED)
 

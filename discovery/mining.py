@@ -11,6 +11,8 @@
     -> kept: mutual pairs, each among the other's `mutual_top` cheapest, at most
        `max_cost` apart
     -> aligned frames: the cells of each kept pair's DTW path (`dtw_path`)
+    -> groups: the pair graph's connected components (`MinedPairs.groups`), segments
+       matched directly or through others, for the Siamese stage's negatives
 
 This is unsupervised term discovery's matching step (Park & Glass 2008; Jansen & Van
 Durme 2011) on segments instead of on every span, as in Thiollière et al. (2015),
@@ -27,6 +29,8 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 from scipy.fft import dct
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 from tqdm.auto import tqdm
 
 from discovery.dtw import dtw_distance, dtw_path
@@ -61,6 +65,17 @@ class MinedPairs:
 
     def __len__(self) -> int:
         return len(self.pairs)
+
+    def groups(self) -> np.ndarray:
+        """(m,) int64: each pair's connected component in the graph whose nodes are
+        the segments and whose edges are the pairs. Segments linked through matches
+        are likely one sound (a speaker's tokens of one word), so the Siamese stage
+        does not push apart windows of one group."""
+        n = len(self.segments)
+        graph = coo_matrix((np.ones(len(self.pairs)), (self.pairs[:, 0], self.pairs[:, 1])),
+                           shape=(n, n))
+        _, component = connected_components(graph, directed=False)
+        return component[self.pairs[:, 0]].astype(np.int64)
 
     def save(self, path, recordings: Sequence) -> None:
         """Write the pairs to an .npz file (atomically), with the recordings' paths

@@ -4,9 +4,11 @@
                -> segments (frontend/segments.py)
       -> mining.mine_pairs: segments of different recordings matched by DTW, and the
          frames each match's DTW path aligns
-      -> a seeded share of the pairs held out
+      -> a seeded share of the pairs held out; each pair's group (the pair graph's
+         connected component, `MinedPairs.groups`)
       -> nn.SiameseVAE.fit: batches of windows centred on aligned frames (InfoNCE)
-         and of ordinary windows (the VAE's own loss, so the decoder and the silence
+         whose pairs of one group are not each other's negatives, and batches of
+         ordinary windows (the VAE's own loss, so the decoder and the silence
          head keep working); TensorBoard gets every loss term, the in-batch pair
          accuracy and the held-out pairs' ROC-AUC (`val_pair_roc_auc`) each epoch
       -> bundle: the fine-tuned VAE under the base bundle's config.json, a model card
@@ -122,8 +124,10 @@ def read_recordings(paths: Sequence[Path], config: PipelineConfig, *,
     return for_each_file(paths, work, description="reading recordings", progress=progress)
 
 
-def _dataset(features, frames, windows, silence, settings: SiameseConfig, length: int):
-    """Endless seeded batches of aligned window pairs and ordinary windows."""
+def _dataset(features, frames, groups, windows, silence, settings: SiameseConfig,
+             length: int):
+    """Endless seeded batches of aligned window pairs (with their pairs' groups when
+    `groups` is not None) and ordinary windows."""
     import tensorflow as tf
 
     n_features = features[0].shape[1]
@@ -133,25 +137,29 @@ def _dataset(features, frames, windows, silence, settings: SiameseConfig, length
         while True:
             rows = frames[rng.integers(len(frames), size=settings.pair_batch_size)]
             chosen = rng.integers(len(windows), size=settings.batch_size)
-            yield {"a": centred_windows(features, rows[:, 1], rows[:, 2], length),
-                   "b": centred_windows(features, rows[:, 3], rows[:, 4], length),
-                   "windows": windows[chosen], "silence": silence[chosen]}
+            batch = {"a": centred_windows(features, rows[:, 1], rows[:, 2], length),
+                     "b": centred_windows(features, rows[:, 3], rows[:, 4], length),
+                     "windows": windows[chosen], "silence": silence[chosen]}
+            if groups is not None:
+                batch["group"] = groups[rows[:, 0]]
+            yield batch
 
-    def spec(n, *shape):
-        return tf.TensorSpec((n,) + shape, tf.float32)
+    def spec(n, *shape, dtype=tf.float32):
+        return tf.TensorSpec((n,) + shape, dtype)
 
     signature = {"a": spec(settings.pair_batch_size, length, n_features),
                  "b": spec(settings.pair_batch_size, length, n_features),
                  "windows": spec(settings.batch_size, length, n_features),
                  "silence": spec(settings.batch_size)}
+    if groups is not None:
+        signature["group"] = spec(settings.pair_batch_size, dtype=tf.int64)
     return tf.data.Dataset.from_generator(batches, output_signature=signature).prefetch(2)
 
 
-def _validation_dataset(a, b, windows, silence, batch_size: int):
+def _validation_dataset(batches: dict, batch_size: int):
     import tensorflow as tf
 
-    return tf.data.Dataset.from_tensor_slices(
-        {"a": a, "b": b, "windows": windows, "silence": silence}).batch(batch_size)
+    return tf.data.Dataset.from_tensor_slices(batches).batch(batch_size)
 
 
 def _split(mined: MinedPairs, settings: SiameseConfig) -> tuple:
@@ -164,7 +172,9 @@ def _split(mined: MinedPairs, settings: SiameseConfig) -> tuple:
 
 def _objective(settings: SiameseConfig) -> str:
     if settings.objective == "infonce":
-        return f"InfoNCE at temperature {settings.temperature}"
+        linked = (", pairs the mining linked not each other's negatives"
+                  if settings.mask_linked else "")
+        return f"InfoNCE at temperature {settings.temperature}{linked}"
     return "the correspondence objective (each window decoded into its partner)"
 
 
@@ -270,8 +280,11 @@ def tune(inputs: Sequence[PathLike], out_dir: PathLike, *, bundle=None,
     separation = PairSeparation(held_a, held_b, seed=settings.seed)
     # The held-out pairs with as many ordinary windows: every loss term as val_*.
     shown = np.random.default_rng(settings.seed).integers(len(windows), size=len(held_a))
-    validation = _validation_dataset(held_a, held_b, windows[shown], silence[shown],
-                                     settings.pair_batch_size)
+    groups = mined.groups() if settings.mask_linked else None
+    held = {"a": held_a, "b": held_b, "windows": windows[shown], "silence": silence[shown]}
+    if groups is not None:
+        held["group"] = groups[held_rows[:, 0]]
+    validation = _validation_dataset(held, settings.pair_batch_size)
     vae = base.model
     before = separation.score(vae)
     model = SiameseVAE(vae, objective=settings.objective,
@@ -284,7 +297,7 @@ def tune(inputs: Sequence[PathLike], out_dir: PathLike, *, bundle=None,
     callbacks = [separation, keras.callbacks.TerminateOnNaN(), record,
                  keras.callbacks.TensorBoard(log_dir=str(out_dir / "logs"),
                                              write_graph=False, update_freq="epoch")]
-    data = _dataset(features, train_rows, windows, silence, settings, length)
+    data = _dataset(features, train_rows, groups, windows, silence, settings, length)
     if progress:
         print(f"held-out pairs' ROC-AUC before: {before:.3f}", file=sys.stderr)
     with contextlib.redirect_stdout(sys.stderr):

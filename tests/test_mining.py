@@ -94,6 +94,16 @@ def test_mutual_keeps_pairs_each_among_the_others_cheapest():
     assert pairs.tolist() == [[0, 1], [1, 2]]
 
 
+def test_groups_are_the_pair_graphs_connected_components():
+    # Segments 0-1-2 are linked through 1; 3-4 on their own; 5 in no pair.
+    mined = MinedPairs(segments=np.array([[r, 0, 5] for r in range(6)]),
+                       pairs=np.array([[0, 1], [3, 4], [1, 2]]), cost=np.zeros(3),
+                       frames=np.zeros((0, 5), np.int64))
+    groups = mined.groups()
+    assert groups.shape == (3,)
+    assert groups[0] == groups[2] != groups[1]
+
+
 def test_one_recording_mines_nothing(recordings):
     features, bounds, _ = recordings
     mined = mine_pairs(features[:1], bounds[:1])

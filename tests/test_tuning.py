@@ -110,3 +110,5 @@ def test_settings_are_checked():
         SiameseConfig(level=0.9)
     with pytest.raises(ParameterError, match="augment_both"):
         SiameseConfig(augment_both="yes")
+    with pytest.raises(ParameterError, match="mask_linked"):
+        SiameseConfig(mask_linked=1)

@@ -10,8 +10,10 @@
 InfoNCE (van den Oord et al. 2018; the symmetric form of CLIP): within a batch of
 pairs, each `a` must pick its own `b` among all the batch's `b`s by cosine similarity
 over `temperature`, and each `b` its `a`. Every other pair of the batch is a negative,
-so no negative has to be mined. Cosine, because the embeddings are compared by
-cosine (ABX and DTW run on L2-normalised frames).
+so no negative has to be mined; pairs of one group (segments the mining linked,
+directly or through others: `MinedPairs.groups`) are not each other's negatives, as
+they are likely the same sound. Cosine, because the embeddings are compared by cosine
+(ABX and DTW run on L2-normalised frames).
 
 The warp stretches or squeezes the frequency axis by a factor drawn uniformly from
 [1 - warp, 1 + warp] (vocal tract length perturbation, Jaitly & Hinton 2013): pairs
@@ -36,12 +38,14 @@ from discovery.nn.vae import VAE
 OBJECTIVES = ("infonce", "correspondence")
 
 
-def info_nce(z_a, z_b, temperature: float):
+def info_nce(z_a, z_b, temperature: float, groups=None):
     """Symmetric InfoNCE of paired rows, and the share of rows that find their pair.
 
     Args:
         z_a, z_b: (batch, d) float tensors; row i of each is a positive pair.
         temperature: float > 0.
+        groups: (batch,) tensor or None. Rows of one group, other than the row's own
+            pair, are left out of each other's negatives (likely the same sound).
 
     Returns:
         (loss, accuracy) scalar tensors.
@@ -49,7 +53,12 @@ def info_nce(z_a, z_b, temperature: float):
     z_a = tf.math.l2_normalize(tf.cast(z_a, tf.float32), axis=-1)
     z_b = tf.math.l2_normalize(tf.cast(z_b, tf.float32), axis=-1)
     logits = tf.matmul(z_a, z_b, transpose_b=True) / temperature
-    targets = tf.range(tf.shape(logits)[0])
+    n = tf.shape(logits)[0]
+    if groups is not None:
+        masked = tf.logical_and(tf.equal(groups[:, None], groups[None, :]),
+                                tf.logical_not(tf.eye(n, dtype=tf.bool)))
+        logits = tf.where(masked, tf.constant(-1e9, logits.dtype), logits)
+    targets = tf.range(n)
     loss = 0.5 * (
         tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(targets, logits))
         + tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
@@ -143,8 +152,9 @@ def correspondence(decoder, z, own, partner):
 class SiameseVAE(keras.Model):
     """Trains a `VAE` with the Siamese term; the VAE itself is what gets saved.
 
-    `fit` takes dict batches with "a", "b" (batch, T, F) aligned window pairs and
-    "windows" (batch, T, F), "silence" (batch,) ordinary windows and their targets.
+    `fit` takes dict batches with "a", "b" (batch, T, F) aligned window pairs,
+    optionally "group" (batch,) their groups, and "windows" (batch, T, F),
+    "silence" (batch,) ordinary windows and their targets.
 
     Args:
         vae: the trained `VAE` to fine-tune (its weights change in place).
@@ -201,7 +211,7 @@ class SiameseVAE(keras.Model):
                 a = self._augment(a, 1)
         z_a, _, _ = self.vae.encoder(ops.expand_dims(a, -1), training=training)
         z_b, _, _ = self.vae.encoder(ops.expand_dims(b, -1), training=training)
-        nce, accuracy = info_nce(z_a, z_b, self.temperature)
+        nce, accuracy = info_nce(z_a, z_b, self.temperature, data.get("group"))
         if self.objective == "infonce":
             siamese = nce
         else:  # each window's code decodes into its partner (Kamper et al. 2015)

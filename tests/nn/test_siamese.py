@@ -29,6 +29,20 @@ def test_info_nce_is_small_for_matched_rows_and_log_batch_for_blind_ones(rng):
     assert float(shuffled) > 10
 
 
+def test_info_nce_leaves_a_group_out_of_its_own_negatives():
+    # Rows 0 and 1 hold one sound: unmasked, each is the other's perfect impostor.
+    codes = np.array([[1, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1]], "float32")
+    blind, blind_accuracy = info_nce(codes, codes, temperature=0.1)
+    masked, accuracy = info_nce(codes, codes, temperature=0.1,
+                                groups=tf.constant([7, 7, 1, 2]))
+    # Masked, every row finds its pair among the negatives that are left.
+    assert float(accuracy) == 1.0 and float(blind_accuracy) < 1.0
+    assert float(masked) < 1e-3 < float(blind)
+    # Distinct groups mask nothing.
+    distinct, _ = info_nce(codes, codes, temperature=0.1, groups=tf.constant([0, 1, 2, 3]))
+    assert float(distinct) == pytest.approx(float(blind), rel=1e-6)
+
+
 def test_warp_keeps_shape_and_flat_spectra_and_is_off_at_zero(rng):
     windows = tf.constant(rng.random((4, FRAMES, FEATURES)), tf.float32)
     assert warp_frequency(windows, 0.0) is windows
