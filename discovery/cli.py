@@ -252,7 +252,8 @@ def _siamese_settings(args):
     from discovery.config import SiameseConfig
 
     return SiameseConfig(**{name: value for name, value in (
-        ("epochs", getattr(args, "epochs", None)), ("seed", getattr(args, "seed", None)))
+        ("epochs", getattr(args, "epochs", None)), ("seed", getattr(args, "seed", None)),
+        ("cross_voice_epochs", getattr(args, "cross_voice_epochs", None)))
         if value is not None})
 
 
@@ -265,7 +266,9 @@ def _run_tune(args) -> int:
     if not args.quiet:
         after = result.history.get("val_pair_roc_auc", [float("nan")])[-1]
         print(f"wrote the fine-tuned bundle to {result.bundle_dir} in {result.seconds:.0f} s "
-              f"({len(result.mined)} mined pairs; held-out pairs' ROC-AUC "
+              f"({len(result.mined)} mined pairs"
+              + (f", {len(result.cross)} across voices" if result.cross is not None else "")
+              + f"; held-out pairs' ROC-AUC "
               f"{result.pair_roc_auc_before:.3f} -> {after:.3f}); TensorBoard: "
               f"tensorboard --logdir {Path(args.out) / 'logs'}", file=sys.stderr)
     return _report_failures(result.failures)
@@ -276,10 +279,13 @@ def _run_mine(args) -> int:
 
     report, failures = mine(args.inputs, args.out, bundle=args.model,
                             label_regex=args.label_regex, speaker_regex=args.speaker_regex,
-                            overwrite=args.overwrite, progress=not args.quiet)
+                            across_voices=args.across_voices, overwrite=args.overwrite,
+                            progress=not args.quiet)
     line = (f"mined {report['n_pairs']} pairs among {report['n_segments']} segments of "
             f"{report['n_recordings']} recordings ({report['n_aligned_frames']} aligned "
             "frames)")
+    if report["n_voices"] is not None:
+        line += f" across {report['n_voices']} voices"
     if report.get("precision") is not None:
         line += f"; precision {report['precision']:.3f}"
     if report.get("across_speaker_share") is not None:
@@ -342,7 +348,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="The Siamese stage: cut the recordings into segments, match "
                     "segments of different recordings by DTW (no labels), and fine-tune "
                     "the model so that the windows each match aligns embed alike "
-                    "(InfoNCE), keeping its VAE loss and silence head. Writes a new "
+                    "(InfoNCE), keeping its VAE loss and silence head; then mine again, "
+                    "with the tuned encoder and only between recordings of different "
+                    "voices, and train on both sets of pairs. Writes a new "
                     "bundle into DIR, TensorBoard logs under DIR/logs (each loss term, "
                     "the held-out pairs' ROC-AUC per epoch) and the mined pairs under "
                     "DIR/checkpoints.")
@@ -351,7 +359,11 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--model", metavar="DIR|NAME",
                       help="the bundle to start from (default: the shipped default); "
                            "it is not changed")
-    tune.add_argument("--epochs", type=int, metavar="N")
+    tune.add_argument("--epochs", type=int, metavar="N",
+                      help="epochs on the pairs mined on cepstra (default: 9)")
+    tune.add_argument("--cross-voice-epochs", type=int, metavar="N",
+                      help="epochs of the second round, on pairs mined again across "
+                           "voices with the tuned encoder (default: 3; 0 skips it)")
     tune.add_argument("--seed", type=int, metavar="N")
     tune.add_argument("--overwrite", action="store_true",
                       help="replace a model bundle in DIR (and its logs)")
@@ -364,7 +376,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "and write DIR/mined_pairs.npz and DIR/mining.json. With "
                     "--label-regex (and --speaker-regex) the file names score the pairs: "
                     "the share of pairs of one label (and across speakers); the labels "
-                    "never choose a pair.")
+                    "never choose a pair. --across-voices mines as tune's second round "
+                    "does.")
     mine.add_argument("inputs", nargs="+", metavar="INPUT")
     mine.add_argument("--out", required=True, type=Path, metavar="DIR")
     mine.add_argument("--model", metavar="DIR|NAME", help=MODEL_HELP)
@@ -372,6 +385,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="a label from each file name, to score the pairs")
     mine.add_argument("--speaker-regex", metavar="REGEX",
                       help="a speaker from each file name, to count pairs across speakers")
+    mine.add_argument("--across-voices", action="store_true",
+                      help="mine as tune's second round does: on the model's frame "
+                           "embeddings, only between recordings of different voices")
     mine.add_argument("--overwrite", action="store_true")
     mine.add_argument("--quiet", action="store_true")
     mine.set_defaults(run=_run_mine)

@@ -373,13 +373,16 @@ class SiameseConfig(_Config):
     bands, another microphone) add augmentations; `augment_both` draws them for the
     first window too. Both were measured and are off (docs/models.md). `mask_linked`
     leaves pairs that the mining linked (one connected component of the pair graph,
-    likely one sound) out of each other's negatives.
+    likely one sound) out of each other's negatives. A second round of
+    `cross_voice_epochs` mines pairs again with the tuned encoder, only between
+    recordings of different voices (at most `max_voices` clusters), and trains on
+    both sets of pairs; 0 skips it.
     """
 
     n_candidates: int = 20
     mutual_top: int = 10
     path_step: int = 2
-    epochs: int = 6
+    epochs: int = 9
     steps_per_epoch: int = 150
     pair_batch_size: int = 128
     batch_size: int = 64
@@ -393,6 +396,8 @@ class SiameseConfig(_Config):
     level: float = 0.0
     augment_both: bool = False
     mask_linked: bool = True
+    cross_voice_epochs: int = 3
+    max_voices: int = 8
     # Share of the mined pairs held out to score the stage each epoch.
     validation_fraction: float = 0.1
     seed: int = 0
@@ -402,6 +407,8 @@ class SiameseConfig(_Config):
         _check_integer("mutual_top", self.mutual_top, 1, 10_000)
         _check_integer("path_step", self.path_step, 1, 10_000)
         _check_integer("epochs", self.epochs, 1, MAX_EPOCHS)
+        _check_integer("cross_voice_epochs", self.cross_voice_epochs, 0, MAX_EPOCHS)
+        _check_integer("max_voices", self.max_voices, 2, 10_000)
         _check_integer("steps_per_epoch", self.steps_per_epoch, 1, 1_000_000)
         # InfoNCE needs another pair in the batch to push away.
         _check_integer("pair_batch_size", self.pair_batch_size, 2, MAX_BATCH_SIZE)

@@ -14,12 +14,21 @@
     -> groups: the pair graph's connected components (`MinedPairs.groups`), segments
        matched directly or through others, for the Siamese stage's negatives
 
+Cross-voice mining (the Siamese stage's second round): the same steps on `learned`
+frames (a tuned encoder's embedding of the window centred on each frame, L2-
+normalised), with candidates only from recordings of another voice
+(`voice_clusters`: k-means over the recordings' long-term cepstra, the number of
+voices chosen by silhouette). Cepstral matching finds almost only one speaker's
+tokens; these pairs are what teaches the encoder to ignore the voice.
+
 This is unsupervised term discovery's matching step (Park & Glass 2008; Jansen & Van
 Durme 2011) on segments instead of on every span, as in Thiollière et al. (2015),
 whose Siamese network learns from the aligned frames. Mutual nearest neighbours keep
 precision high without a threshold tuned to one data set; the pairs are mostly of one
 speaker (a speaker's own tokens are closest), which is why the Siamese stage warps
-frequency (`nn.siamese`).
+frequency (`nn.siamese`) and mines again across voices with what it learned, as
+iterated mining with a learned representation does (Jansen et al. 2013; Kamper et
+al. 2015).
 """
 
 from __future__ import annotations
@@ -43,6 +52,8 @@ N_CEPSTRA = 12
 SUMMARY_FRAMES = 10
 # Candidate pairs per DTW call: a progress step, and a bound on the padded copies.
 CHUNK = 8192
+# Cepstral coefficients of a recording's voice (c1..c20: the spectral envelope's shape).
+N_VOICE_CEPSTRA = 20
 
 
 @dataclasses.dataclass
@@ -104,6 +115,59 @@ def mining_frames(features: np.ndarray) -> np.ndarray:
     return (cepstra / np.maximum(norms, 1e-8)).astype(np.float32)
 
 
+def _unit(frames: np.ndarray) -> np.ndarray:
+    frames = np.asarray(frames, np.float64)
+    norms = np.linalg.norm(frames, axis=1, keepdims=True)
+    return (frames / np.maximum(norms, 1e-8)).astype(np.float32)
+
+
+def voice_clusters(features: Sequence[np.ndarray], segments: Sequence[np.ndarray], *,
+                   max_voices: int = 8, seed: int = 0) -> np.ndarray:
+    """Each recording's voice: recordings grouped by their long-term cepstra, no labels.
+
+    A recording's voice is the mean of cepstra c1-c20 over its segments' frames (the
+    long-term spectral envelope, which a speaker's or an animal's vocal tract
+    colours). The means, standardised, are split by k-means into 2..`max_voices`
+    clusters, the number with the best silhouette kept. A recording is assumed to
+    hold one voice; where it holds several, cross-voice pairs are only less often
+    across speakers, which costs nothing but their value.
+
+    Args:
+        features: one (n_frames, n_mels) log-mel array per recording.
+        segments: one (n_segments, 2) array of [start, end) frame bounds per recording.
+        max_voices: int >= 2. The most clusters tried. Defaults to 8.
+        seed: int. The k-means seed. Defaults to 0.
+
+    Returns:
+        (n_recordings,) int64 cluster labels; with fewer than three recordings, each
+        recording its own voice.
+    """
+    from sklearn.cluster import KMeans
+    from sklearn.metrics import silhouette_score
+
+    n = len(features)
+    if n < 3:
+        return np.arange(n, dtype=np.int64)
+    means = []
+    for values, bounds in zip(features, segments):
+        bounds = np.asarray(bounds).reshape(-1, 2)
+        rows = (np.concatenate([values[a:b] for a, b in bounds]) if len(bounds)
+                else values)
+        cepstra = dct(np.asarray(rows, np.float64), type=2, norm="ortho", axis=1)
+        means.append(cepstra[:, 1:N_VOICE_CEPSTRA + 1].mean(axis=0))
+    means = np.stack(means)
+    means = (means - means.mean(axis=0)) / np.maximum(means.std(axis=0), 1e-8)
+    best, best_score = np.zeros(n, np.int64), -np.inf
+    for k in range(2, min(max_voices, n - 1) + 1):
+        labels = KMeans(k, n_init=10, random_state=seed).fit_predict(means)
+        if len(np.unique(labels)) < 2:
+            continue
+        score = silhouette_score(means, labels)
+        if score > best_score:
+            best, best_score = labels.astype(np.int64), score
+    return best
+
+
 def _summary(frames: np.ndarray) -> np.ndarray:
     chosen = np.linspace(0, len(frames) - 1, SUMMARY_FRAMES).round().astype(int)
     flat = frames[chosen].ravel()
@@ -111,7 +175,8 @@ def _summary(frames: np.ndarray) -> np.ndarray:
 
 
 def _candidates(summaries: np.ndarray, recording: np.ndarray, n_candidates: int) -> np.ndarray:
-    """(i, j) rows: each segment's nearest segments of other recordings, by cosine."""
+    """(i, j) rows: each segment's nearest segments of other recordings (other values
+    of `recording`: recordings or voices), by cosine."""
     from sklearn.neighbors import NearestNeighbors
 
     n = len(summaries)
@@ -129,6 +194,8 @@ def _candidates(summaries: np.ndarray, recording: np.ndarray, n_candidates: int)
 def mine_pairs(features: Sequence[np.ndarray], segments: Sequence[np.ndarray], *,
                n_candidates: int = 20, mutual_top: int = 10,
                max_cost: Optional[float] = None, path_step: int = 2,
+               learned: Optional[Sequence[np.ndarray]] = None,
+               voices: Optional[Sequence[int]] = None,
                progress: bool = False) -> MinedPairs:
     """Match segments across recordings by DTW and align the frames of the matches.
 
@@ -144,6 +211,12 @@ def mine_pairs(features: Sequence[np.ndarray], segments: Sequence[np.ndarray], *
             normalised DTW of unit frames, in [0, 2]). Defaults to None: no limit.
         path_step: int >= 1. Keep every `path_step`-th cell of each path (neighbouring
             cells hold nearly the same windows). Defaults to 2.
+        learned: one (n_frames, d) array per recording, frames aligned with
+            `features`, or None. When given, segments are matched on these frames
+            (L2-normalised) instead of on cepstra. Defaults to None.
+        voices: one int per recording (`voice_clusters`), or None. When given, a
+            segment's candidates come only from recordings of another voice.
+            Defaults to None: from any other recording.
         progress: bool. Show a progress bar over the DTW pairs. Defaults to False.
 
     Returns:
@@ -158,21 +231,25 @@ def mine_pairs(features: Sequence[np.ndarray], segments: Sequence[np.ndarray], *
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ParameterError(f"Invalid value for `{name}`: expected an integer >= 1, "
                                  f"received {value!r}.")
-    if len(features) != len(segments):
-        raise ParameterError(f"Invalid value for `segments`: expected one array per "
-                             f"recording ({len(features)}), received {len(segments)}.")
+    for name, value in (("segments", segments), ("learned", learned), ("voices", voices)):
+        if value is not None and len(value) != len(features):
+            raise ParameterError(f"Invalid value for `{name}`: expected one per "
+                                 f"recording ({len(features)}), received {len(value)}.")
     rows = [(r, int(a), int(b)) for r, bounds in enumerate(segments)
             for a, b in np.asarray(bounds).reshape(-1, 2)]
     table = np.asarray(rows, np.int64).reshape(-1, 3)
     empty = MinedPairs(table, np.zeros((0, 2), np.int64), np.zeros(0),
                        np.zeros((0, 5), np.int64))
-    if len(np.unique(table[:, 0])) < 2:
+    apart = table[:, 0] if voices is None else np.asarray(voices, np.int64)[table[:, 0]]
+    if len(np.unique(apart)) < 2:
         return empty
-    sequences: List[np.ndarray] = [mining_frames(features[r][a:b]) for r, a, b in table]
+    sequences: List[np.ndarray] = (
+        [mining_frames(features[r][a:b]) for r, a, b in table] if learned is None
+        else [_unit(learned[r][a:b]) for r, a, b in table])
     summaries = np.stack([_summary(s) for s in sequences])
-    candidates = _candidates(summaries, table[:, 0], n_candidates)
+    candidates = _candidates(summaries, apart, n_candidates)
     lengths = np.array([len(s) for s in sequences])
-    padded = np.zeros((len(sequences), lengths.max(), N_CEPSTRA), np.float32)
+    padded = np.zeros((len(sequences), lengths.max(), sequences[0].shape[1]), np.float32)
     for i, sequence in enumerate(sequences):
         padded[i, :len(sequence)] = sequence
     cost = np.concatenate([
@@ -192,6 +269,36 @@ def mine_pairs(features: Sequence[np.ndarray], segments: Sequence[np.ndarray], *
                                 table[j, 1] + path[:, 1]], axis=1))
     frames = np.concatenate(frames) if frames else np.zeros((0, 5), np.int64)
     return MinedPairs(table, pairs, pair_cost, frames.astype(np.int64))
+
+
+def join(base: MinedPairs, extra: MinedPairs) -> tuple:
+    """Two minings of the same segments as one, with each pair's group.
+
+    The base pairs keep their connected components (`MinedPairs.groups`); an extra
+    pair takes the component of its first segment (a segment of no base pair, a group
+    of its own), so a cross-voice pair is not pushed away from the pairs linked to
+    its own token, and one noisy extra pair cannot merge two components.
+
+    Returns:
+        (`MinedPairs` of both, (m,) int64 groups).
+
+    Raises:
+        ParameterError: the two minings are of different segments.
+    """
+    if not np.array_equal(base.segments, extra.segments):
+        raise ParameterError("Invalid value for `extra`: expected pairs of the same "
+                             "segments as `base`.")
+    base_groups = base.groups()
+    of_segment = np.arange(len(base.segments), dtype=np.int64) + (
+        int(base_groups.max()) + 1 if len(base_groups) else 0)
+    of_segment[base.pairs[:, 0]] = base_groups
+    of_segment[base.pairs[:, 1]] = base_groups
+    frames = extra.frames.copy()
+    frames[:, 0] += len(base.pairs)
+    both = MinedPairs(base.segments, np.concatenate([base.pairs, extra.pairs]),
+                      np.concatenate([base.cost, extra.cost]),
+                      np.concatenate([base.frames, frames]))
+    return both, np.concatenate([base_groups, of_segment[extra.pairs[:, 0]]])
 
 
 def _mutual(candidates: np.ndarray, cost: np.ndarray, top: int,

@@ -766,7 +766,8 @@ def abx(inputs: Sequence, out_dir, *, label_regex: str, speaker_regex: str, bund
 
 def mine(inputs: Sequence, out_dir, *, bundle=None, settings=None,
          label_regex: Optional[str] = None, speaker_regex: Optional[str] = None,
-         overwrite: bool = False, progress: bool = True) -> tuple:
+         across_voices: bool = False, overwrite: bool = False,
+         progress: bool = True) -> tuple:
     """`discovery mine`: the pairs the Siamese stage would learn from, and how good they
     are where file names carry labels (the labels score the pairs; they never choose
     them).
@@ -780,6 +781,10 @@ def mine(inputs: Sequence, out_dir, *, bundle=None, settings=None,
         settings: `SiameseConfig` (its mining settings); None for the defaults.
         label_regex, speaker_regex: labels and speakers from file names, for the
             report only. Defaults to None: no precision is reported.
+        across_voices: bool. Mine as the stage's second round does: on the bundle's
+            frame embeddings, only between recordings of different voices
+            (`mining.voice_clusters`). Defaults to False: on cepstra, between any
+            two recordings.
 
     Returns:
         (report as in mining.json, failures).
@@ -788,8 +793,8 @@ def mine(inputs: Sequence, out_dir, *, bundle=None, settings=None,
         ParameterError: a regex or `out_dir` is refused, before anything is read.
     """
     from discovery.config import SiameseConfig
-    from discovery.mining import mine_pairs, mining_report
-    from discovery.tuning import read_recordings
+    from discovery.mining import mine_pairs, mining_report, voice_clusters
+    from discovery.tuning import frame_embeddings, read_recordings
 
     settings = settings or SiameseConfig()
     paths, failures = files.find_inputs(inputs)
@@ -808,10 +813,16 @@ def mine(inputs: Sequence, out_dir, *, bundle=None, settings=None,
     if progress:
         print("mining pairs: DTW between segments of different recordings", file=sys.stderr)
     started = time.perf_counter()
-    mined = mine_pairs([data.features for _, data in results],
-                       [data.segments for _, data in results],
-                       n_candidates=settings.n_candidates, mutual_top=settings.mutual_top,
-                       path_step=settings.path_step, progress=progress)
+    features = [data.features for _, data in results]
+    segments = [data.segments for _, data in results]
+    learned = voices = None
+    if across_voices:
+        voices = voice_clusters(features, segments, max_voices=settings.max_voices,
+                                seed=settings.seed)
+        learned = frame_embeddings(bundle.model, features)
+    mined = mine_pairs(features, segments, n_candidates=settings.n_candidates,
+                       mutual_top=settings.mutual_top, path_step=settings.path_step,
+                       learned=learned, voices=voices, progress=progress)
     names = [path for path, _ in results]
     labels = (values_from_names(names, label_regex, name="label_regex")
               if label_regex is not None else np.arange(len(names)))
@@ -823,7 +834,9 @@ def mine(inputs: Sequence, out_dir, *, bundle=None, settings=None,
         report.pop("across_speaker_precision", None)
     report.update({"n_recordings": len(results), "seconds": time.perf_counter() - started,
                    "n_candidates": settings.n_candidates, "mutual_top": settings.mutual_top,
-                   "label_regex": label_regex, "speaker_regex": speaker_regex})
+                   "label_regex": label_regex, "speaker_regex": speaker_regex,
+                   "across_voices": across_voices,
+                   "n_voices": None if voices is None else int(len(np.unique(voices)))})
     mined.save(out / "mined_pairs.npz", names)
     files.write_text(out / "mining.json", json.dumps(report, indent=2))
     return report, failures

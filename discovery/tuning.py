@@ -11,12 +11,16 @@
          ordinary windows (the VAE's own loss, so the decoder and the silence
          head keep working); TensorBoard gets every loss term, the in-batch pair
          accuracy and the held-out pairs' ROC-AUC (`val_pair_roc_auc`) each epoch
+      -> second round (`cross_voice_epochs`): the recordings' voices
+         (`mining.voice_clusters`), every frame embedded by the tuned encoder
+         (`frame_embeddings`), segments mined again on those frames only between
+         voices, and more epochs on both sets of pairs (`mining.join`)
       -> bundle: the fine-tuned VAE under the base bundle's config.json, a model card
          that tells both stages
 
 No label and no annotation is read: the silence targets are the energy-based ones.
 `out_dir/logs` receives the TensorBoard events; `out_dir/checkpoints/mined_pairs.npz`
-the mined pairs.
+and `cross_voice_pairs.npz` the mined pairs.
 """
 
 from __future__ import annotations
@@ -39,12 +43,16 @@ from discovery.frontend import audio
 from discovery.frontend.audio import PathLike
 from discovery.frontend.recording import analyse
 from discovery.frontend.segments import find_segments
-from discovery.mining import MinedPairs, mine_pairs
+from discovery.mining import MinedPairs, join, mine_pairs, voice_clusters
 from discovery.training import CHECKPOINTS, prepare_out_dir
 
 # Held-out window pairs scored each epoch (the score's noise is about 0.01 at 2,000).
 N_VALIDATION_PAIRS = 2000
 MINED_FILE = "mined_pairs.npz"
+# The second round's pairs, mined across voices with the tuned encoder.
+CROSS_FILE = "cross_voice_pairs.npz"
+# Frames embedded per forward pass when a recording's frames are embedded.
+EMBED_CHUNK = 4096
 
 
 @dataclasses.dataclass
@@ -58,6 +66,8 @@ class TuningResult:
         pair_roc_auc_before: the held-out pairs' ROC-AUC under the base model.
         failures: recordings that could not be read.
         seconds: time this call took, in seconds.
+        cross: the second round's pairs, mined across voices with the tuned encoder;
+            None when `cross_voice_epochs` is 0.
     """
 
     bundle_dir: Path
@@ -66,6 +76,7 @@ class TuningResult:
     pair_roc_auc_before: float
     failures: List[Failure]
     seconds: float
+    cross: Optional[MinedPairs] = None
 
 
 def centred_windows(features: Sequence[np.ndarray], recording: np.ndarray,
@@ -190,7 +201,7 @@ def _augmentation(settings: SiameseConfig) -> str:
 
 def tuning_card(base_card: str, *, settings: SiameseConfig, inputs: Sequence[PathLike],
                 mined: MinedPairs, history: dict, before: float, seconds: float,
-                command: str) -> str:
+                command: str, cross: Optional[MinedPairs] = None) -> str:
     """The base bundle's model card with a section on the Siamese stage."""
     lines = ["", "## Siamese stage (`discovery tune`)", "",
              f"- Command: `{command}`",
@@ -205,6 +216,12 @@ def tuning_card(base_card: str, *, settings: SiameseConfig, inputs: Sequence[Pat
              f"{settings.siamese_weight}; {_augmentation(settings)}; learning "
              f"rate {settings.learning_rate}; seed {settings.seed}; time: {seconds:.0f} s.",
              ]
+    if cross is not None:
+        lines.append(f"- Second round: {len(cross)} segment pairs mined across voices "
+                         f"(recordings grouped by their long-term cepstra, at most "
+                         f"{settings.max_voices} voices) with the tuned encoder's frames, "
+                         f"{len(cross.frames)} aligned frames; "
+                         f"{settings.cross_voice_epochs} more epochs on both sets of pairs.")
     if "val_pair_roc_auc" in history:
         lines.append(f"- Held-out pairs' ROC-AUC: {before:.3f} before, "
                      f"{history['val_pair_roc_auc'][-1]:.3f} after.")
@@ -215,6 +232,93 @@ def tuning_card(base_card: str, *, settings: SiameseConfig, inputs: Sequence[Pat
     if marker in text:  # a bundle tuned again keeps one section, the newest
         text = text[:text.index(marker)].rstrip("\n")
     return text + "\n" + "\n".join(lines) + "\n"
+
+
+def frame_embeddings(vae, features: Sequence[np.ndarray]) -> List[np.ndarray]:
+    """Each recording's frames as the encoder sees them: the embedding (`z_mean`) of
+    the window centred on every frame, in chunks so that a long recording's windows
+    never sit in memory at once.
+
+    Returns:
+        one (n_frames, latent_dim) float32 array per recording.
+    """
+    out = []
+    for index, values in enumerate(features):
+        parts = [np.zeros((0, vae.latent_dim), np.float32)]
+        for start in range(0, len(values), EMBED_CHUNK):
+            frames = np.arange(start, min(start + EMBED_CHUNK, len(values)))
+            windows = centred_windows(features, np.full(len(frames), index), frames,
+                                      vae.input_frames)
+            parts.append(vae.embed(windows).z_mean)
+        out.append(np.concatenate(parts))
+    return out
+
+
+class _Round:
+    """Fits the Siamese stage on one set of mined pairs; called once per round, the
+    rounds sharing the training record, the logs and the epoch count."""
+
+    def __init__(self, features, windows, silence, length: int, out_dir: Path,
+                 settings: SiameseConfig, progress: bool):
+        self.features, self.windows, self.silence = features, windows, silence
+        self.length, self.out_dir = length, out_dir
+        self.settings, self.progress = settings, progress
+        self.record_path = out_dir / CHECKPOINTS / "history.json"
+
+    def fit(self, vae, mined: MinedPairs, groups: np.ndarray, first: int,
+            last: int) -> float:
+        """Fit epochs `first`..`last - 1`; returns the held-out pairs' ROC-AUC before."""
+        import keras
+
+        from discovery.nn.callbacks import PairSeparation, TrainingRecord
+        from discovery.nn.siamese import SiameseVAE
+
+        settings, features = self.settings, self.features
+        keras.utils.set_random_seed(settings.seed + first)
+        train_rows, held_rows = _split(mined, settings)
+        if not len(held_rows):
+            held_rows = train_rows
+        held_rows = held_rows[np.random.default_rng(settings.seed).permutation(
+            len(held_rows))[:N_VALIDATION_PAIRS]]
+        held_a = centred_windows(features, held_rows[:, 1], held_rows[:, 2], self.length)
+        held_b = centred_windows(features, held_rows[:, 3], held_rows[:, 4], self.length)
+        separation = PairSeparation(held_a, held_b, seed=settings.seed)
+        # The held-out pairs with as many ordinary windows: every loss term as val_*.
+        shown = np.random.default_rng(settings.seed).integers(len(self.windows),
+                                                               size=len(held_a))
+        groups = groups if settings.mask_linked else None
+        held = {"a": held_a, "b": held_b, "windows": self.windows[shown],
+                "silence": self.silence[shown]}
+        if groups is not None:
+            held["group"] = groups[held_rows[:, 0]]
+        validation = _validation_dataset(held, settings.pair_batch_size)
+        before = separation.score(vae)
+        if self.progress:
+            print(f"fine-tuning on {len(train_rows)} aligned frames, scoring "
+                  f"{len(held_rows)} held out; their ROC-AUC before: {before:.3f}",
+                  file=sys.stderr)
+        model = SiameseVAE(vae, objective=settings.objective,
+                           siamese_weight=settings.siamese_weight,
+                           temperature=settings.temperature, warp=settings.warp,
+                           stretch=settings.stretch, level=settings.level,
+                           augment_both=settings.augment_both, seed=settings.seed)
+        model.compile(optimizer=keras.optimizers.Adam(settings.learning_rate))
+        self.record = TrainingRecord(self.record_path)
+        callbacks = [separation, keras.callbacks.TerminateOnNaN(), self.record,
+                     keras.callbacks.TensorBoard(log_dir=str(self.out_dir / "logs"),
+                                                 write_graph=False, update_freq="epoch")]
+        data = _dataset(features, train_rows, groups, self.windows, self.silence,
+                        settings, self.length)
+        with contextlib.redirect_stdout(sys.stderr):
+            model.fit(data, validation_data=validation, initial_epoch=first, epochs=last,
+                      steps_per_epoch=settings.steps_per_epoch, callbacks=callbacks,
+                      shuffle=False, verbose=2 if self.progress else 0)
+        return before
+
+    def history(self) -> dict:
+        epochs = self.record.epochs
+        return {name: [float(epoch[name]) for epoch in epochs if name in epoch]
+                for name in (epochs[-1] if epochs else {}) if name != "elapsed_s"}
 
 
 def tune(inputs: Sequence[PathLike], out_dir: PathLike, *, bundle=None,
@@ -241,9 +345,6 @@ def tune(inputs: Sequence[PathLike], out_dir: PathLike, *, bundle=None,
     """
     import keras
 
-    from discovery.nn.callbacks import PairSeparation, TrainingRecord
-    from discovery.nn.siamese import SiameseVAE
-
     started = time.perf_counter()
     base = bundle if isinstance(bundle, Bundle) else Bundle.load(bundle)
     out_dir = prepare_out_dir(out_dir, base.config, inputs=inputs, overwrite=overwrite)
@@ -263,56 +364,41 @@ def tune(inputs: Sequence[PathLike], out_dir: PathLike, *, bundle=None,
                          f"{len(results)} recordings; the Siamese stage needs recordings "
                          "that repeat their sounds (at least two pairs).")
     mined.save(out_dir / CHECKPOINTS / MINED_FILE, [path for path, _ in results])
-    train_rows, held_rows = _split(mined, settings)
-    if not len(held_rows):
-        held_rows = train_rows
-    held_rows = held_rows[np.random.default_rng(settings.seed).permutation(
-        len(held_rows))[:N_VALIDATION_PAIRS]]
     windows = np.concatenate([data.windows for _, data in results])
     silence = np.concatenate([data.silence for _, data in results])
-    length = base.config.input_frames
+    vae = base.model
+    rounds = _Round(features, windows, silence, base.config.input_frames, out_dir,
+                    settings, progress)
     if progress:
         print(f"mined {len(mined)} pairs ({len(mined.frames)} aligned frames) in "
-              f"{len(results)} recordings; fine-tuning on {len(train_rows)} aligned "
-              f"frames, scoring {len(held_rows)} held out", file=sys.stderr)
-    held_a = centred_windows(features, held_rows[:, 1], held_rows[:, 2], length)
-    held_b = centred_windows(features, held_rows[:, 3], held_rows[:, 4], length)
-    separation = PairSeparation(held_a, held_b, seed=settings.seed)
-    # The held-out pairs with as many ordinary windows: every loss term as val_*.
-    shown = np.random.default_rng(settings.seed).integers(len(windows), size=len(held_a))
-    groups = mined.groups() if settings.mask_linked else None
-    held = {"a": held_a, "b": held_b, "windows": windows[shown], "silence": silence[shown]}
-    if groups is not None:
-        held["group"] = groups[held_rows[:, 0]]
-    validation = _validation_dataset(held, settings.pair_batch_size)
-    vae = base.model
-    before = separation.score(vae)
-    model = SiameseVAE(vae, objective=settings.objective,
-                       siamese_weight=settings.siamese_weight,
-                       temperature=settings.temperature, warp=settings.warp,
-                       stretch=settings.stretch, level=settings.level,
-                       augment_both=settings.augment_both, seed=settings.seed)
-    model.compile(optimizer=keras.optimizers.Adam(settings.learning_rate))
-    record = TrainingRecord(out_dir / CHECKPOINTS / "history.json")
-    callbacks = [separation, keras.callbacks.TerminateOnNaN(), record,
-                 keras.callbacks.TensorBoard(log_dir=str(out_dir / "logs"),
-                                             write_graph=False, update_freq="epoch")]
-    data = _dataset(features, train_rows, groups, windows, silence, settings, length)
-    if progress:
-        print(f"held-out pairs' ROC-AUC before: {before:.3f}", file=sys.stderr)
-    with contextlib.redirect_stdout(sys.stderr):
-        model.fit(data, validation_data=validation, epochs=settings.epochs,
-                  steps_per_epoch=settings.steps_per_epoch,
-                  callbacks=callbacks, shuffle=False, verbose=2 if progress else 0)
-    history = {name: [float(epoch[name]) for epoch in record.epochs if name in epoch]
-               for name in (record.epochs[-1] if record.epochs else {})
-               if name != "elapsed_s"}
+              f"{len(results)} recordings", file=sys.stderr)
+    before = rounds.fit(vae, mined, mined.groups(), 0, settings.epochs)
+    cross = None
+    if settings.cross_voice_epochs:
+        if progress:
+            print("mining pairs across voices with the tuned encoder", file=sys.stderr)
+        segments = [recording.segments for _, recording in results]
+        voices = voice_clusters(features, segments, max_voices=settings.max_voices,
+                                seed=settings.seed)
+        cross = mine_pairs(features, segments, n_candidates=settings.n_candidates,
+                           mutual_top=settings.mutual_top, path_step=settings.path_step,
+                           learned=frame_embeddings(vae, features), voices=voices,
+                           progress=progress)
+        cross.save(out_dir / CHECKPOINTS / CROSS_FILE, [path for path, _ in results])
+        if progress:
+            print(f"{len(np.unique(voices))} voices; mined {len(cross)} pairs across "
+                  f"them", file=sys.stderr)
+        if len(cross):
+            both, groups = join(mined, cross)
+            rounds.fit(vae, both, groups, settings.epochs,
+                     settings.epochs + settings.cross_voice_epochs)
+    history = rounds.history()
     seconds = time.perf_counter() - started
     base_card = ((base.path / bundle_module.CARD_FILE).read_text(encoding="utf-8")
                  if base.path is not None and (base.path / bundle_module.CARD_FILE).is_file()
                  else "# Model card\n")
     card = tuning_card(base_card, settings=settings, inputs=inputs, mined=mined,
                        history=history, before=before, seconds=seconds,
-                       command=command or "discovery.tuning.tune(...)")
+                       command=command or "discovery.tuning.tune(...)", cross=cross)
     bundle_module.save_bundle(vae, base.config, out_dir, card=card)
-    return TuningResult(out_dir, mined, history, before, failures, seconds)
+    return TuningResult(out_dir, mined, history, before, failures, seconds, cross)

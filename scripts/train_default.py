@@ -5,8 +5,9 @@ default  : stage 1, the VAE: the FSDD subset (2,000 spoken digits, 4 speakers) a
            annotations give the silence targets; the third recording, rec_03, is
            held out to score the silence detector on audio arrangements it never
            saw. Stage 2, `discovery tune`: the Siamese stage on the FSDD clips, pairs
-           mined without labels (the long recordings are left out: they are copies
-           of the clips, and a copy is no pair worth learning from).
+           mined without labels, then mined again across voices with the tuned
+           encoder (the long recordings are left out: they are copies of the clips,
+           and a copy is no pair worth learning from).
 birdsong : the eight Bengalese finch songs in ../shared/data/bfsongrepo, copied without
            their annotations, so training sees no label and no hand-made boundary:
            the silence targets are the energy-based ones. The annotations only score
@@ -16,7 +17,7 @@ Seeded; one command each:
 
     python scripts/train_default.py                       # writes models/default
     python scripts/train_default.py --model birdsong      # writes models/birdsong
-    python scripts/train_default.py --epochs 2 --tune-epochs 1 --out /tmp/quick
+    python scripts/train_default.py --epochs 2 --tune-epochs 1 --cross-voice-epochs 1 --out /tmp/quick
     python scripts/train_default.py --stage1 DIR     # stage 2 only, from a stage-1 bundle
 
 Training logs and checkpoints stay in `runs/train-<model>/` (`<out>-training/` when
@@ -100,6 +101,8 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--tune-epochs", type=int, default=None,
                         help="default model: epochs of the Siamese stage")
+    parser.add_argument("--cross-voice-epochs", type=int, default=None,
+                        help="default model: epochs of the Siamese stage's second round")
     parser.add_argument("--stage1", type=Path,
                         help="default model: tune this stage-1 bundle instead of training one")
     args = parser.parse_args(argv)
@@ -145,6 +148,8 @@ def main(argv=None) -> int:
         settings = SiameseConfig(seed=args.seed)
         if args.tune_epochs is not None:
             settings = settings.replace(epochs=args.tune_epochs)
+        if args.cross_voice_epochs is not None:
+            settings = settings.replace(cross_voice_epochs=args.cross_voice_epochs)
         final = work.with_name(work.name + "-tuned")
         seconds += tune([SHARED_RELATIVE / "fsdd"], final, bundle=stage1, settings=settings,
                         command=command.strip(), overwrite=True).seconds

@@ -8,7 +8,8 @@ import pytest
 
 from discovery.cli import main
 from discovery.errors import ParameterError
-from discovery.mining import MinedPairs, _mutual, mine_pairs, mining_frames, mining_report
+from discovery.mining import (MinedPairs, _mutual, join, mine_pairs, mining_frames,
+                              mining_report, voice_clusters)
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 N_MELS = 16
@@ -104,6 +105,64 @@ def test_groups_are_the_pair_graphs_connected_components():
     assert groups[0] == groups[2] != groups[1]
 
 
+def test_voices_keep_candidates_apart_and_learned_frames_are_matched(recordings):
+    features, bounds, kinds = recordings
+    voices = np.array([0, 0, 1, 1])
+    # The learned frames: each frame's word kind, one-hot, so every match is exact.
+    word = {(r, int(a)): kinds[r][k] for r in range(4) for k, (a, _) in enumerate(bounds[r])}
+    learned = []
+    for r, values in enumerate(features):
+        frames = np.zeros((len(values), 3), np.float32)
+        for k, (a, b) in enumerate(bounds[r]):
+            frames[a:b, kinds[r][k]] = 1.0
+        learned.append(frames)
+    mined = mine_pairs(features, bounds, n_candidates=6, mutual_top=2, learned=learned,
+                       voices=voices)
+    assert len(mined) >= 6
+    for i, j in mined.pairs:
+        (ri, ai, _), (rj, aj, _) = mined.segments[i], mined.segments[j]
+        assert voices[ri] != voices[rj]
+        assert word[(ri, ai)] == word[(rj, aj)]
+        assert mined.cost[(mined.pairs == [i, j]).all(axis=1)][0] < 1e-3
+    with pytest.raises(ParameterError, match="voices"):
+        mine_pairs(features, bounds, voices=[0, 1])
+    # One voice: nothing lies across voices.
+    assert len(mine_pairs(features, bounds, voices=[0, 0, 0, 0])) == 0
+
+
+def test_voice_clusters_find_recordings_of_one_colouring(rng):
+    # Six recordings of two "voices": band levels tilted up or down.
+    tilt = np.linspace(-1, 1, N_MELS)
+    features, bounds = [], []
+    for r in range(6):
+        values = rng.random((40, N_MELS)) * 0.2 + 0.5 + (0.3 if r % 2 else -0.3) * tilt
+        features.append(values.astype(np.float32))
+        bounds.append(np.array([[5, 35]]))
+    voices = voice_clusters(features, bounds, max_voices=4)
+    assert voices.shape == (6,)
+    assert len(set(voices[0::2])) == 1 and len(set(voices[1::2])) == 1
+    assert voices[0] != voices[1]
+    # Too few recordings to cluster: each its own voice.
+    assert voice_clusters(features[:2], bounds[:2]).tolist() == [0, 1]
+
+
+def test_join_keeps_the_base_groups_and_gives_extra_pairs_their_first_segments():
+    segments = np.array([[r, 0, 5] for r in range(6)])
+    frames = np.array([[0, 0, 1, 1, 1]])
+    base = MinedPairs(segments, np.array([[0, 1], [2, 3]]), np.zeros(2),
+                      np.concatenate([frames, frames + [1, 2, 0, 2, 0]]))
+    extra = MinedPairs(segments, np.array([[1, 2], [4, 5]]), np.ones(2), frames.copy())
+    both, groups = join(base, extra)
+    assert both.pairs.tolist() == [[0, 1], [2, 3], [1, 2], [4, 5]]
+    assert both.frames[:, 0].tolist() == [0, 1, 2]  # the extra frame points at pair 2
+    base_groups = base.groups()
+    assert groups[:2].tolist() == base_groups.tolist()
+    assert groups[2] == base_groups[0]  # segment 1's component, not merged with 2's
+    assert groups[3] not in base_groups.tolist()  # segment 4 is in no base pair
+    with pytest.raises(ParameterError, match="extra"):
+        join(base, MinedPairs(segments[:3], extra.pairs, extra.cost, extra.frames))
+
+
 def test_one_recording_mines_nothing(recordings):
     features, bounds, _ = recordings
     mined = mine_pairs(features[:1], bounds[:1])
@@ -147,6 +206,13 @@ def test_mine_command_on_the_sample_recordings(tmp_path, capsys):
     # Written once: a second run into the folder is refused.
     assert main(["mine", str(DATA / "fsdd"), "--out", str(out), "--quiet"]) == 2
     assert "already exists" in capsys.readouterr().err
+    # As the second round mines: the model's frames, across voices.
+    across = tmp_path / "across"
+    assert main(["mine", str(DATA / "fsdd"), "--out", str(across), "--across-voices",
+                 "--quiet"]) == 0
+    assert "voices" in capsys.readouterr().out
+    report = json.loads((across / "mining.json").read_text())
+    assert report["across_voices"] and report["n_voices"] >= 2
 
 
 def test_mine_refuses_a_name_without_a_label(tmp_path, capsys):

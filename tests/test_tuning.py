@@ -16,7 +16,8 @@ from discovery.tuning import centred_windows, tune, tuning_card
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 TINY = get_preset("tiny")
-QUICK = SiameseConfig(epochs=2, steps_per_epoch=3, pair_batch_size=16, batch_size=8)
+QUICK = SiameseConfig(epochs=2, cross_voice_epochs=1, steps_per_epoch=3, pair_batch_size=16,
+                      batch_size=8)
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +59,10 @@ def test_tuned_bundle_loads_with_the_base_settings_and_new_weights(base, tuned):
     assert "base stage" in card and "## Siamese stage" in card
     assert f"Mined: {len(tuned.mined)} segment pairs" in card
     assert (tuned.bundle_dir / "checkpoints" / "mined_pairs.npz").is_file()
-    assert len(tuned.history["siamese_loss"]) == 2
+    # Two epochs on the cepstral pairs, one more after mining across voices.
+    assert len(tuned.history["siamese_loss"]) == 3
+    assert tuned.cross is not None and "Second round" in card
+    assert (tuned.bundle_dir / "checkpoints" / "cross_voice_pairs.npz").is_file()
     assert 0 <= tuned.history["val_pair_roc_auc"][-1] <= 1
     # Tuning a tuned bundle keeps one Siamese section, the newest.
     again = tuning_card(card, settings=QUICK, inputs=["x"], mined=tuned.mined,
@@ -84,7 +88,8 @@ def test_tune_command_leaves_the_base_alone_and_refuses_a_second_run(base, tmp_p
     model_bytes = (base / "model.keras").read_bytes()
     out = tmp_path / "tuned"
     assert main(["tune", str(DATA / "fsdd"), str(DATA / "recordings"), "--model", str(base),
-                 "--out", str(out), "--epochs", "1", "--quiet"]) == 0
+                 "--out", str(out), "--epochs", "1", "--cross-voice-epochs", "0",
+                 "--quiet"]) == 0
     assert (out / "model.keras").is_file()
     assert (base / "model.keras").read_bytes() == model_bytes
     assert main(["tune", str(DATA / "fsdd"), "--model", str(base), "--out", str(out),
@@ -112,3 +117,7 @@ def test_settings_are_checked():
         SiameseConfig(augment_both="yes")
     with pytest.raises(ParameterError, match="mask_linked"):
         SiameseConfig(mask_linked=1)
+    with pytest.raises(ParameterError, match="cross_voice_epochs"):
+        SiameseConfig(cross_voice_epochs=-1)
+    with pytest.raises(ParameterError, match="max_voices"):
+        SiameseConfig(max_voices=1)
