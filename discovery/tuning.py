@@ -218,10 +218,10 @@ def tuning_card(base_card: str, *, settings: SiameseConfig, inputs: Sequence[Pat
              ]
     if cross is not None:
         lines.append(f"- Second round: {len(cross)} segment pairs mined across voices "
-                         f"(recordings grouped by their long-term cepstra, at most "
-                         f"{settings.max_voices} voices) with the tuned encoder's frames, "
-                         f"{len(cross.frames)} aligned frames; "
-                         f"{settings.cross_voice_epochs} more epochs on both sets of pairs.")
+                     f"(recordings grouped by their long-term cepstra, at most "
+                     f"{settings.max_voices} voices) with the tuned encoder's frames, "
+                     f"{len(cross.frames)} aligned frames; "
+                     f"{settings.cross_voice_epochs} more epochs on both sets of pairs.")
     if "val_pair_roc_auc" in history:
         lines.append(f"- Held-out pairs' ROC-AUC: {before:.3f} before, "
                      f"{history['val_pair_roc_auc'][-1]:.3f} after.")

@@ -104,20 +104,10 @@ def test_recordings_that_never_repeat_a_sound_are_a_clear_error(base, tmp_path):
              settings=QUICK, progress=False)
 
 
-def test_settings_are_checked():
-    with pytest.raises(ParameterError, match="pair_batch_size"):
-        SiameseConfig(pair_batch_size=1)
-    with pytest.raises(ParameterError, match="warp"):
-        SiameseConfig(warp=0.9)
-    with pytest.raises(ParameterError, match="stretch"):
-        SiameseConfig(stretch=-0.1)
-    with pytest.raises(ParameterError, match="level"):
-        SiameseConfig(level=0.9)
-    with pytest.raises(ParameterError, match="augment_both"):
-        SiameseConfig(augment_both="yes")
-    with pytest.raises(ParameterError, match="mask_linked"):
-        SiameseConfig(mask_linked=1)
-    with pytest.raises(ParameterError, match="cross_voice_epochs"):
-        SiameseConfig(cross_voice_epochs=-1)
-    with pytest.raises(ParameterError, match="max_voices"):
-        SiameseConfig(max_voices=1)
+@pytest.mark.parametrize("name, value", [
+    ("pair_batch_size", 1), ("warp", 0.9), ("stretch", -0.1), ("level", 0.9),
+    ("augment_both", "yes"), ("mask_linked", 1), ("cross_voice_epochs", -1),
+    ("max_voices", 1)])
+def test_settings_are_checked(name, value):
+    with pytest.raises(ParameterError, match=name):
+        SiameseConfig(**{name: value})
