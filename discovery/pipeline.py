@@ -819,7 +819,7 @@ def mine(inputs: Sequence, out_dir, *, bundle=None, settings=None,
     if across_voices:
         voices = voice_clusters(features, segments, max_voices=settings.max_voices,
                                 seed=settings.seed)
-        learned = frame_embeddings(bundle.model, features)
+        learned = frame_embeddings(bundle.model, features, segments)
     mined = mine_pairs(features, segments, n_candidates=settings.n_candidates,
                        mutual_top=settings.mutual_top, path_step=settings.path_step,
                        learned=learned, voices=voices, progress=progress)

@@ -234,23 +234,37 @@ def tuning_card(base_card: str, *, settings: SiameseConfig, inputs: Sequence[Pat
     return text + "\n" + "\n".join(lines) + "\n"
 
 
-def frame_embeddings(vae, features: Sequence[np.ndarray]) -> List[np.ndarray]:
+def frame_embeddings(vae, features: Sequence[np.ndarray],
+                     segments: Optional[Sequence[np.ndarray]] = None) -> List[np.ndarray]:
     """Each recording's frames as the encoder sees them: the embedding (`z_mean`) of
-    the window centred on every frame, in chunks so that a long recording's windows
+    the window centred on each frame, in chunks so that a long recording's windows
     never sit in memory at once.
+
+    Args:
+        vae: the model whose encoder embeds.
+        features: one (n_frames, n_features) array per recording.
+        segments: one (n_segments, 2) array of [start, end) frame bounds per
+            recording, or None. When given, only frames inside a segment are
+            embedded (all that mining reads) and the rest are left zero.
 
     Returns:
         one (n_frames, latent_dim) float32 array per recording.
     """
     out = []
     for index, values in enumerate(features):
-        parts = [np.zeros((0, vae.latent_dim), np.float32)]
-        for start in range(0, len(values), EMBED_CHUNK):
-            frames = np.arange(start, min(start + EMBED_CHUNK, len(values)))
-            windows = centred_windows(features, np.full(len(frames), index), frames,
+        inside = np.ones(len(values), bool)
+        if segments is not None:
+            inside[:] = False
+            for start, end in np.asarray(segments[index]).reshape(-1, 2):
+                inside[start:end] = True
+        frames = np.flatnonzero(inside)
+        embedded = np.zeros((len(values), vae.latent_dim), np.float32)
+        for start in range(0, len(frames), EMBED_CHUNK):
+            chunk = frames[start:start + EMBED_CHUNK]
+            windows = centred_windows(features, np.full(len(chunk), index), chunk,
                                       vae.input_frames)
-            parts.append(vae.embed(windows).z_mean)
-        out.append(np.concatenate(parts))
+            embedded[chunk] = vae.embed(windows).z_mean
+        out.append(embedded)
     return out
 
 
@@ -382,8 +396,8 @@ def tune(inputs: Sequence[PathLike], out_dir: PathLike, *, bundle=None,
                                 seed=settings.seed)
         cross = mine_pairs(features, segments, n_candidates=settings.n_candidates,
                            mutual_top=settings.mutual_top, path_step=settings.path_step,
-                           learned=frame_embeddings(vae, features), voices=voices,
-                           progress=progress)
+                           learned=frame_embeddings(vae, features, segments),
+                           voices=voices, progress=progress)
         cross.save(out_dir / CHECKPOINTS / CROSS_FILE, [path for path, _ in results])
         if progress:
             print(f"{len(np.unique(voices))} voices; mined {len(cross)} pairs across "

@@ -12,7 +12,7 @@ from discovery.cli import main
 from discovery.config import SiameseConfig
 from discovery.errors import AudioError, ParameterError
 from discovery.nn import build_vae, get_preset
-from discovery.tuning import centred_windows, tune, tuning_card
+from discovery.tuning import centred_windows, frame_embeddings, tune, tuning_card
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 TINY = get_preset("tiny")
@@ -45,6 +45,21 @@ def test_centred_windows_pad_past_both_ends():
     assert windows[0, :, 0].tolist() == [0, 0, 1, 2]
     assert windows[1, :, 0].tolist() == [4, 5, 6, 7]
     assert windows[2, :, 0].tolist() == [8, 9, 10, 0]
+
+
+def test_frame_embeddings_embed_each_frames_centred_window(base, rng):
+    model = Bundle.load(base).model
+    features = [rng.random((30, TINY.input_features)).astype(np.float32),
+                rng.random((12, TINY.input_features)).astype(np.float32)]
+    full = frame_embeddings(model, features)
+    assert [f.shape for f in full] == [(30, model.latent_dim), (12, model.latent_dim)]
+    window = centred_windows(features, np.array([0]), np.array([7]), model.input_frames)
+    np.testing.assert_allclose(full[0][7], model.embed(window).z_mean[0], atol=1e-5)
+    # Only the segments' frames, the others left zero.
+    part = frame_embeddings(model, features, [np.array([[5, 9], [20, 25]]), np.zeros((0, 2))])
+    np.testing.assert_allclose(part[0][5:9], full[0][5:9], atol=1e-5)
+    np.testing.assert_allclose(part[0][20:25], full[0][20:25], atol=1e-5)
+    assert not part[0][:5].any() and not part[0][9:20].any() and not part[1].any()
 
 
 @pytest.mark.slow
