@@ -12,7 +12,7 @@
          head keep working); TensorBoard gets every loss term, the in-batch pair
          accuracy and the held-out pairs' ROC-AUC (`val_pair_roc_auc`) each epoch
       -> second round (`cross_voice_epochs`): the recordings' voices
-         (`mining.voice_clusters`), every frame embedded by the tuned encoder
+         (`mining.voice_clusters`), each segment frame embedded by the tuned encoder
          (`frame_embeddings`), segments mined again on those frames only between
          voices, and more epochs on both sets of pairs (`mining.join`)
       -> bundle: the fine-tuned VAE under the base bundle's config.json, a model card
