@@ -110,12 +110,11 @@ def mining_frames(features: np.ndarray) -> np.ndarray:
     """
     cepstra = dct(np.asarray(features, np.float64), type=2, norm="ortho",
                   axis=1)[:, 1:N_CEPSTRA + 1]
-    cepstra -= cepstra.mean(axis=0)
-    norms = np.linalg.norm(cepstra, axis=1, keepdims=True)
-    return (cepstra / np.maximum(norms, 1e-8)).astype(np.float32)
+    return _unit(cepstra - cepstra.mean(axis=0))
 
 
 def _unit(frames: np.ndarray) -> np.ndarray:
+    """Each frame L2-normalised, as float32."""
     frames = np.asarray(frames, np.float64)
     norms = np.linalg.norm(frames, axis=1, keepdims=True)
     return (frames / np.maximum(norms, 1e-8)).astype(np.float32)

@@ -793,8 +793,8 @@ def mine(inputs: Sequence, out_dir, *, bundle=None, settings=None,
         ParameterError: a regex or `out_dir` is refused, before anything is read.
     """
     from discovery.config import SiameseConfig
-    from discovery.mining import mine_pairs, mining_report, voice_clusters
-    from discovery.tuning import frame_embeddings, read_recordings
+    from discovery.mining import mine_pairs, mining_report
+    from discovery.tuning import mine_across_voices, read_recordings
 
     settings = settings or SiameseConfig()
     paths, failures = files.find_inputs(inputs)
@@ -815,14 +815,14 @@ def mine(inputs: Sequence, out_dir, *, bundle=None, settings=None,
     started = time.perf_counter()
     features = [data.features for _, data in results]
     segments = [data.segments for _, data in results]
-    learned = voices = None
+    voices = None
     if across_voices:
-        voices = voice_clusters(features, segments, max_voices=settings.max_voices,
-                                seed=settings.seed)
-        learned = frame_embeddings(bundle.model, features, segments)
-    mined = mine_pairs(features, segments, n_candidates=settings.n_candidates,
-                       mutual_top=settings.mutual_top, path_step=settings.path_step,
-                       learned=learned, voices=voices, progress=progress)
+        mined, voices = mine_across_voices(bundle.model, features, segments, settings,
+                                           progress=progress)
+    else:
+        mined = mine_pairs(features, segments, n_candidates=settings.n_candidates,
+                           mutual_top=settings.mutual_top, path_step=settings.path_step,
+                           progress=progress)
     names = [path for path, _ in results]
     labels = (values_from_names(names, label_regex, name="label_regex")
               if label_regex is not None else np.arange(len(names)))

@@ -252,12 +252,13 @@ def frame_embeddings(vae, features: Sequence[np.ndarray],
     """
     out = []
     for index, values in enumerate(features):
-        inside = np.ones(len(values), bool)
-        if segments is not None:
-            inside[:] = False
+        if segments is None:
+            frames = np.arange(len(values))
+        else:
+            inside = np.zeros(len(values), bool)
             for start, end in np.asarray(segments[index]).reshape(-1, 2):
                 inside[start:end] = True
-        frames = np.flatnonzero(inside)
+            frames = np.flatnonzero(inside)
         embedded = np.zeros((len(values), vae.latent_dim), np.float32)
         for start in range(0, len(frames), EMBED_CHUNK):
             chunk = frames[start:start + EMBED_CHUNK]
@@ -266,6 +267,24 @@ def frame_embeddings(vae, features: Sequence[np.ndarray],
             embedded[chunk] = vae.embed(windows).z_mean
         out.append(embedded)
     return out
+
+
+def mine_across_voices(vae, features: Sequence[np.ndarray],
+                       segments: Sequence[np.ndarray], settings: SiameseConfig, *,
+                       progress: bool = False) -> tuple:
+    """The second round's mining: segments matched on `vae`'s frame embeddings, each
+    only with recordings of another voice (`mining.voice_clusters`).
+
+    Returns:
+        (`MinedPairs`, (n_recordings,) voice of each recording).
+    """
+    voices = voice_clusters(features, segments, max_voices=settings.max_voices,
+                            seed=settings.seed)
+    mined = mine_pairs(features, segments, n_candidates=settings.n_candidates,
+                       mutual_top=settings.mutual_top, path_step=settings.path_step,
+                       learned=frame_embeddings(vae, features, segments), voices=voices,
+                       progress=progress)
+    return mined, voices
 
 
 class _Round:
@@ -391,13 +410,9 @@ def tune(inputs: Sequence[PathLike], out_dir: PathLike, *, bundle=None,
     if settings.cross_voice_epochs:
         if progress:
             print("mining pairs across voices with the tuned encoder", file=sys.stderr)
-        segments = [recording.segments for _, recording in results]
-        voices = voice_clusters(features, segments, max_voices=settings.max_voices,
-                                seed=settings.seed)
-        cross = mine_pairs(features, segments, n_candidates=settings.n_candidates,
-                           mutual_top=settings.mutual_top, path_step=settings.path_step,
-                           learned=frame_embeddings(vae, features, segments),
-                           voices=voices, progress=progress)
+        cross, voices = mine_across_voices(
+            vae, features, [recording.segments for _, recording in results], settings,
+            progress=progress)
         cross.save(out_dir / CHECKPOINTS / CROSS_FILE, [path for path, _ in results])
         if progress:
             print(f"{len(np.unique(voices))} voices; mined {len(cross)} pairs across "
@@ -405,7 +420,7 @@ def tune(inputs: Sequence[PathLike], out_dir: PathLike, *, bundle=None,
         if len(cross):
             both, groups = join(mined, cross)
             rounds.fit(vae, both, groups, settings.epochs,
-                     settings.epochs + settings.cross_voice_epochs)
+                       settings.epochs + settings.cross_voice_epochs)
     history = rounds.history()
     seconds = time.perf_counter() - started
     base_card = ((base.path / bundle_module.CARD_FILE).read_text(encoding="utf-8")
