@@ -253,7 +253,8 @@ def _siamese_settings(args):
 
     return SiameseConfig(**{name: value for name, value in (
         ("epochs", getattr(args, "epochs", None)), ("seed", getattr(args, "seed", None)),
-        ("cross_voice_epochs", getattr(args, "cross_voice_epochs", None)))
+        ("cross_voice_epochs", getattr(args, "cross_voice_epochs", None)),
+        ("cross_voice_rounds", getattr(args, "cross_voice_rounds", None)))
         if value is not None})
 
 
@@ -364,6 +365,11 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--cross-voice-epochs", type=int, metavar="N",
                       help="epochs of the second round, on pairs mined again across "
                            "voices with the tuned encoder (default: 3; 0 skips it)")
+    tune.add_argument("--cross-voice-rounds", type=int, metavar="N",
+                      help="rounds of mining across voices, each with the encoder "
+                           "tuned so far and followed by --cross-voice-epochs epochs "
+                           "(default: 1); the model each round but the last ended with "
+                           "is kept under DIR/checkpoints/round-N")
     tune.add_argument("--seed", type=int, metavar="N")
     tune.add_argument("--overwrite", action="store_true",
                       help="replace a model bundle in DIR (and its logs)")

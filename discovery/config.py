@@ -373,10 +373,11 @@ class SiameseConfig(_Config):
     bands, another microphone) add augmentations; `augment_both` draws them for the
     first window too. Both were measured and are off (docs/models.md). `mask_linked`
     leaves pairs that the mining linked (one connected component of the pair graph,
-    likely one sound) out of each other's negatives. A second round of
-    `cross_voice_epochs` mines pairs again with the tuned encoder, only between
-    recordings of different voices (at most `max_voices` clusters), and trains on
-    both sets of pairs; 0 skips it.
+    likely one sound) out of each other's negatives. Each of `cross_voice_rounds`
+    further rounds mines pairs again with the encoder tuned so far, only between
+    recordings of different voices (at most `max_voices` clusters), and trains
+    `cross_voice_epochs` more epochs on those and the first pairs; 0 epochs skips
+    them.
     """
 
     n_candidates: int = 20
@@ -397,6 +398,7 @@ class SiameseConfig(_Config):
     augment_both: bool = False
     mask_linked: bool = True
     cross_voice_epochs: int = 3
+    cross_voice_rounds: int = 1
     max_voices: int = 8
     # Share of the mined pairs held out to score the stage each epoch.
     validation_fraction: float = 0.1
@@ -408,6 +410,7 @@ class SiameseConfig(_Config):
         _check_integer("path_step", self.path_step, 1, 10_000)
         _check_integer("epochs", self.epochs, 1, MAX_EPOCHS)
         _check_integer("cross_voice_epochs", self.cross_voice_epochs, 0, MAX_EPOCHS)
+        _check_integer("cross_voice_rounds", self.cross_voice_rounds, 1, 100)
         _check_integer("max_voices", self.max_voices, 2, 10_000)
         _check_integer("steps_per_epoch", self.steps_per_epoch, 1, 1_000_000)
         # InfoNCE needs another pair in the batch to push away.

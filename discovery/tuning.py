@@ -11,16 +11,18 @@
          ordinary windows (the VAE's own loss, so the decoder and the silence
          head keep working); TensorBoard gets every loss term, the in-batch pair
          accuracy and the held-out pairs' ROC-AUC (`val_pair_roc_auc`) each epoch
-      -> second round (`cross_voice_epochs`): the recordings' voices
-         (`mining.voice_clusters`), each segment frame embedded by the tuned encoder
-         (`frame_embeddings`), segments mined again on those frames only between
-         voices, and more epochs on both sets of pairs (`mining.join`)
+      -> further rounds (`cross_voice_rounds` of `cross_voice_epochs`): the
+         recordings' voices (`mining.voice_clusters`), each segment frame embedded
+         by the encoder tuned so far (`frame_embeddings`), segments mined again on
+         those frames only between voices, and more epochs on these and the first
+         pairs (`mining.join`); each round's model under checkpoints/round-N
       -> bundle: the fine-tuned VAE under the base bundle's config.json, a model card
          that tells both stages
 
 No label and no annotation is read: the silence targets are the energy-based ones.
 `out_dir/logs` receives the TensorBoard events; `out_dir/checkpoints/mined_pairs.npz`
-and `cross_voice_pairs.npz` the mined pairs.
+and `cross_voice_pairs.npz` (the last round's) the mined pairs, `round-N/` the bundle
+each round but the last ended with.
 """
 
 from __future__ import annotations
@@ -66,7 +68,7 @@ class TuningResult:
         pair_roc_auc_before: the held-out pairs' ROC-AUC under the base model.
         failures: recordings that could not be read.
         seconds: time this call took, in seconds.
-        cross: the second round's pairs, mined across voices with the tuned encoder;
+        cross: the last round's pairs, mined across voices with the tuned encoder;
             None when `cross_voice_epochs` is 0.
     """
 
@@ -217,11 +219,15 @@ def tuning_card(base_card: str, *, settings: SiameseConfig, inputs: Sequence[Pat
              f"rate {settings.learning_rate}; seed {settings.seed}; time: {seconds:.0f} s.",
              ]
     if cross is not None:
-        lines.append(f"- Second round: {len(cross)} segment pairs mined across voices "
-                     f"(recordings grouped by their long-term cepstra, at most "
-                     f"{settings.max_voices} voices) with the tuned encoder's frames, "
-                     f"{len(cross.frames)} aligned frames; "
-                     f"{settings.cross_voice_epochs} more epochs on both sets of pairs.")
+        rounds = settings.cross_voice_rounds
+        lines.append(
+            f"- {'Second round' if rounds == 1 else f'{rounds} more rounds'}: "
+            f"segment pairs mined again across voices (recordings grouped by their "
+            f"long-term cepstra, at most {settings.max_voices} voices) with the tuned "
+            f"encoder's frames, {settings.cross_voice_epochs} more epochs on them and "
+            f"the first pairs{' each round' if rounds > 1 else ''}; "
+            f"{'its' if rounds == 1 else 'the last'} pairs: {len(cross)}, "
+            f"{len(cross.frames)} aligned frames.")
     if "val_pair_roc_auc" in history:
         lines.append(f"- Held-out pairs' ROC-AUC: {before:.3f} before, "
                      f"{history['val_pair_roc_auc'][-1]:.3f} after.")
@@ -406,21 +412,29 @@ def tune(inputs: Sequence[PathLike], out_dir: PathLike, *, bundle=None,
         print(f"mined {len(mined)} pairs ({len(mined.frames)} aligned frames) in "
               f"{len(results)} recordings", file=sys.stderr)
     before = rounds.fit(vae, mined, mined.groups(), 0, settings.epochs)
-    cross = None
-    if settings.cross_voice_epochs:
+    cross, epoch = None, settings.epochs
+    segments = [recording.segments for _, recording in results]
+    for number in range(2, 2 + settings.cross_voice_rounds * bool(settings.cross_voice_epochs)):
+        # The model each round ended with, so rounds can be compared (`abx --model`).
+        bundle_module.save_bundle(
+            vae, base.config, out_dir / CHECKPOINTS / f"round-{number - 1}",
+            card=f"# Model card\n\n`discovery tune` after round {number - 1} of "
+                 f"{1 + settings.cross_voice_rounds}: an intermediate checkpoint of "
+                 f"{out_dir}, whose card tells the stage.\n")
         if progress:
-            print("mining pairs across voices with the tuned encoder", file=sys.stderr)
-        cross, voices = mine_across_voices(
-            vae, features, [recording.segments for _, recording in results], settings,
-            progress=progress)
+            print(f"round {number}: mining pairs across voices with the tuned encoder",
+                  file=sys.stderr)
+        cross, voices = mine_across_voices(vae, features, segments, settings,
+                                           progress=progress)
         cross.save(out_dir / CHECKPOINTS / CROSS_FILE, [path for path, _ in results])
         if progress:
             print(f"{len(np.unique(voices))} voices; mined {len(cross)} pairs across "
                   f"them", file=sys.stderr)
-        if len(cross):
-            both, groups = join(mined, cross)
-            rounds.fit(vae, both, groups, settings.epochs,
-                       settings.epochs + settings.cross_voice_epochs)
+        if not len(cross):
+            break
+        both, groups = join(mined, cross)
+        rounds.fit(vae, both, groups, epoch, epoch + settings.cross_voice_epochs)
+        epoch += settings.cross_voice_epochs
     history = rounds.history()
     seconds = time.perf_counter() - started
     base_card = ((base.path / bundle_module.CARD_FILE).read_text(encoding="utf-8")

@@ -57,6 +57,9 @@ def main(argv=None) -> int:
                         help="stage 1 epochs (default: the preset's)")
     parser.add_argument("--tune-epochs", type=int, default=None,
                         help="stage 2 epochs (default: the Siamese settings')")
+    parser.add_argument("--cross-voice-rounds", type=int, default=None,
+                        help="stage 2 rounds mined across voices (default: the Siamese "
+                             "settings'); every round's model is scored")
     parser.add_argument("--triplets", type=int, default=2000)
     parser.add_argument("--stage1-only", action="store_true",
                         help="train the stage-1 models and stop")
@@ -89,17 +92,25 @@ def main(argv=None) -> int:
             (work / "vae-seconds.json").write_text(json.dumps(seconds["stage 1"]))
         if args.stage1_only:
             continue
-        epochs = [] if args.tune_epochs is None else ["--epochs", args.tune_epochs]
+        options = [] if args.tune_epochs is None else ["--epochs", args.tune_epochs]
+        if args.cross_voice_rounds is not None:
+            options += ["--cross-voice-rounds", args.cross_voice_rounds]
         seconds["stage 2"] = _discovery("tune", train_dir, "--model", work / "vae", "--out",
-                                        work / "tuned", "--overwrite", "--quiet", *epochs)
+                                        work / "tuned", "--overwrite", "--quiet", *options)
         before = _abx(work / "vae", speaker, work / "abx-vae", args.triplets)
-        after = _abx(work / "tuned", speaker, work / "abx-tuned", args.triplets)
         table[speaker] = {"log-mel": before["log-mel"], "mfcc": before["mfcc"],
-                          "stage 1": before["model"], "stage 2": after["model"],
-                          "n_triplets": before["n_triplets"], "seconds": seconds}
+                          "stage 1": before["model"]}
+        # The model each round of stage 2 ended with, the last one being the bundle.
+        for checkpoint in sorted((work / "tuned" / "checkpoints").glob("round-*")):
+            table[speaker][f"stage 2 {checkpoint.name}"] = _abx(
+                checkpoint, speaker, work / f"abx-{checkpoint.name}", args.triplets)["model"]
+        after = _abx(work / "tuned", speaker, work / "abx-tuned", args.triplets)
+        table[speaker].update({"stage 2": after["model"], "n_triplets": before["n_triplets"],
+                               "seconds": seconds})
         (args.work / "loso.json").write_text(json.dumps(table, indent=2))
         print(f"{speaker}: done in {sum(seconds.values()):.0f} s of training", flush=True)
-    rows = ["log-mel", "mfcc", "stage 1", "stage 2"]
+    rows = [name for name in next(iter(table.values()), {})
+            if name not in ("n_triplets", "seconds")]
     print("ABX error (%), held-out speaker; within / across")
     print(f"{'speaker':10s}" + "".join(f"{name:>16s}" for name in rows))
     for speaker, scores in table.items():

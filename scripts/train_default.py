@@ -103,6 +103,8 @@ def main(argv=None) -> int:
                         help="default model: epochs of the Siamese stage")
     parser.add_argument("--cross-voice-epochs", type=int, default=None,
                         help="default model: epochs of the Siamese stage's second round")
+    parser.add_argument("--cross-voice-rounds", type=int, default=None,
+                        help="default model: rounds mined across voices")
     parser.add_argument("--stage1", type=Path,
                         help="default model: tune this stage-1 bundle instead of training one")
     args = parser.parse_args(argv)
@@ -150,6 +152,8 @@ def main(argv=None) -> int:
             settings = settings.replace(epochs=args.tune_epochs)
         if args.cross_voice_epochs is not None:
             settings = settings.replace(cross_voice_epochs=args.cross_voice_epochs)
+        if args.cross_voice_rounds is not None:
+            settings = settings.replace(cross_voice_rounds=args.cross_voice_rounds)
         final = work.with_name(work.name + "-tuned")
         seconds += tune([SHARED_RELATIVE / "fsdd"], final, bundle=stage1, settings=settings,
                         command=command.strip(), overwrite=True).seconds

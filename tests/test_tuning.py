@@ -16,8 +16,8 @@ from discovery.tuning import centred_windows, frame_embeddings, tune, tuning_car
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 TINY = get_preset("tiny")
-QUICK = SiameseConfig(epochs=2, cross_voice_epochs=1, steps_per_epoch=3, pair_batch_size=16,
-                      batch_size=8)
+QUICK = SiameseConfig(epochs=2, cross_voice_epochs=1, cross_voice_rounds=2, steps_per_epoch=3,
+                      pair_batch_size=16, batch_size=8)
 
 
 @pytest.fixture(scope="module")
@@ -74,10 +74,17 @@ def test_tuned_bundle_loads_with_the_base_settings_and_new_weights(base, tuned):
     assert "base stage" in card and "## Siamese stage" in card
     assert f"Mined: {len(tuned.mined)} segment pairs" in card
     assert (tuned.bundle_dir / "checkpoints" / "mined_pairs.npz").is_file()
-    # Two epochs on the cepstral pairs, one more after mining across voices.
-    assert len(tuned.history["siamese_loss"]) == 3
-    assert tuned.cross is not None and "Second round" in card
+    # Two epochs on the cepstral pairs, one more after each of two rounds across voices.
+    assert len(tuned.history["siamese_loss"]) == 4
+    assert tuned.cross is not None and "2 more rounds" in card
     assert (tuned.bundle_dir / "checkpoints" / "cross_voice_pairs.npz").is_file()
+    # The model each earlier round ended with: loadable, and not the final one.
+    for number in (1, 2):
+        checkpoint = Bundle.load(tuned.bundle_dir / "checkpoints" / f"round-{number}")
+        assert checkpoint.config == loaded.config
+        assert not all(np.array_equal(x, y) for x, y in zip(
+            checkpoint.model.encoder.get_weights(), after.encoder.get_weights()))
+    assert not (tuned.bundle_dir / "checkpoints" / "round-3").exists()
     assert 0 <= tuned.history["val_pair_roc_auc"][-1] <= 1
     # Tuning a tuned bundle keeps one Siamese section, the newest.
     again = tuning_card(card, settings=QUICK, inputs=["x"], mined=tuned.mined,
@@ -106,6 +113,7 @@ def test_tune_command_leaves_the_base_alone_and_refuses_a_second_run(base, tmp_p
                  "--out", str(out), "--epochs", "1", "--cross-voice-epochs", "0",
                  "--quiet"]) == 0
     assert (out / "model.keras").is_file()
+    assert not (out / "checkpoints" / "round-1").exists()  # one round: nothing to keep
     assert (base / "model.keras").read_bytes() == model_bytes
     assert main(["tune", str(DATA / "fsdd"), "--model", str(base), "--out", str(out),
                  "--quiet"]) == 2
@@ -121,7 +129,7 @@ def test_recordings_that_never_repeat_a_sound_are_a_clear_error(base, tmp_path):
 
 @pytest.mark.parametrize("name, value", [
     ("pair_batch_size", 1), ("warp", 0.9), ("stretch", -0.1), ("level", 0.9),
-    ("augment_both", "yes"), ("mask_linked", 1), ("cross_voice_epochs", -1),
+    ("augment_both", "yes"), ("mask_linked", 1), ("cross_voice_epochs", -1), ("cross_voice_rounds", 0),
     ("max_voices", 1)])
 def test_settings_are_checked(name, value):
     with pytest.raises(ParameterError, match=name):
