@@ -112,13 +112,6 @@ def mfcc_with_deltas(path: PathLike, config: FeatureConfig, *, n_mfcc: int = 13)
     return np.concatenate([mfcc, *deltas]).T
 
 
-def _unit_frames(sequence: np.ndarray) -> np.ndarray:
-    """Each frame divided by its L2 norm (all-zero frames stay zero)."""
-    sequence = np.asarray(sequence, dtype=np.float32)
-    norms = np.linalg.norm(sequence, axis=1, keepdims=True)
-    return sequence / np.maximum(norms, 1e-8)
-
-
 def abx_error(sequences: List[np.ndarray], triplets: np.ndarray) -> float:
     """Share of triplets where X is closer to B than to A (ties count half).
 
@@ -129,9 +122,9 @@ def abx_error(sequences: List[np.ndarray], triplets: np.ndarray) -> float:
     Returns:
         float in [0, 1].
     """
-    from discovery.evaluate.pairs import pair_distances
+    from discovery.evaluate.pairs import pair_distances, unit_frames
 
-    unit = [_unit_frames(s) for s in sequences]
+    unit = [unit_frames(s) for s in sequences]
     triplets = np.asarray(triplets, dtype=np.int64)
     to_a = pair_distances(unit, triplets[:, [2, 0]], normalized=True)
     to_b = pair_distances(unit, triplets[:, [2, 1]], normalized=True)

@@ -237,6 +237,14 @@ def pair_distances(sequences: List[np.ndarray], pairs: np.ndarray, *,
                                    open_end=open_end, normalized=normalized))
 
 
+def unit_frames(sequence: np.ndarray) -> np.ndarray:
+    """Each frame divided by its L2 norm (all-zero frames stay zero), so that DTW's
+    Euclidean local cost is a monotone function of the cosine distance."""
+    sequence = np.asarray(sequence, dtype=np.float32)
+    norms = np.linalg.norm(sequence, axis=1, keepdims=True)
+    return sequence / np.maximum(norms, 1e-8)
+
+
 def _pad(sequences: List[np.ndarray]) -> Tuple[np.ndarray, np.ndarray]:
     """(n, max length, D) float32 sequences zero-padded at the end, and (n,) lengths."""
     import keras  # loaded already: DTW runs on TensorFlow
@@ -301,7 +309,8 @@ def siamese_evaluation(recordings: Sequence, labels: np.ndarray, *, n_pairs: int
                        seed: int = 0) -> SiameseEvaluation:
     """DTW separation of duplicate and non-duplicate pairs, on features and embeddings.
 
-    Modes: "normalized" (closed end, divided by the best path's length), "closed"
+    Modes: "normalized" (closed end, divided by the best path's length), "cosine"
+    (the same over L2-normalised frames: `discovery abx`'s distance), "closed"
     (closed end, the plain sum of local costs), "open_end" (the first sequence aligned
     whole to a prefix of the second), and "prefix" when `prefix_frames` is given.
 
@@ -338,7 +347,10 @@ def siamese_evaluation(recordings: Sequence, labels: np.ndarray, *, n_pairs: int
     # "normalized": closed end divided by the best path's length, so a long utterance
     # is not far from everything merely for being long (the seed's dtwalign distances
     # were normalised by length too). The headline mode; the sums follow.
+    # "cosine": the angle between frames, not their lengths, as `discovery abx` and
+    # the Siamese stage's InfoNCE compare them.
     modes = {"normalized": dict(open_end=False, normalized=True),
+             "cosine": dict(open_end=False, normalized=True, unit=True),
              "closed": dict(open_end=False), "open_end": dict(open_end=True)}
     if prefix_frames is not None:
         # The latent prefix: as many windows as start within the first K frames.
@@ -355,7 +367,9 @@ def siamese_evaluation(recordings: Sequence, labels: np.ndarray, *, n_pairs: int
             latent_prefix = options.pop("latent_prefix", None)
             if name == "latent" and latent_prefix is not None:
                 options["prefix_frames"] = latent_prefix
-            pair_sets = [pair_distances(sequences, pairs, **options)
+            chosen = ([unit_frames(s) for s in sequences] if options.pop("unit", False)
+                      else sequences)
+            pair_sets = [pair_distances(chosen, pairs, **options)
                          for pairs in (duplicates, non_duplicates)]
             distances[name][mode] = tuple(pair_sets)
             results[name][mode] = separation(*pair_sets)

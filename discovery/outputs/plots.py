@@ -484,7 +484,7 @@ def distance_histograms_png(distances: dict, *, bins: int = 100) -> bytes:
     Args:
         distances: {representation: {mode: (duplicate, non_duplicate)}}, as
             `evaluate.siamese_evaluation` returns (e.g. "raw"/"latent" x
-            "closed"/"open_end"/"prefix").
+            "normalized"/"cosine"/"closed"/"open_end"/"prefix").
         bins: int > 0. Histogram bins. Defaults to 100.
 
     Returns:

@@ -189,7 +189,7 @@ def test_pairs_command_writes_json_and_png(tmp_path):
     assert written["n_files"] == 10 and written["n_labels"] == 4
     for representation in ("raw", "latent"):
         modes = written["results"][representation]
-        assert set(modes) == {"normalized", "closed", "open_end", "prefix"}
+        assert set(modes) == {"normalized", "cosine", "closed", "open_end", "prefix"}
         for scores in modes.values():
             assert scores["n_duplicate"] == 8 and scores["n_non_duplicate"] == 8
             assert 0.0 <= scores["roc_auc"] <= 1.0
@@ -231,9 +231,9 @@ def test_pairs_command_prints_every_mode_headline_first(tmp_path, capsys):
     assert main(["pairs", str(DATA / "fsdd"), "--label-regex", r"^\d_([a-z]+)_",
                  "--pairs", "8", "--prefix-frames", "20", "--out", str(tmp_path)]) == 0
     lines = [line for line in capsys.readouterr().err.splitlines() if "ROC-AUC" in line]
-    assert len(lines) == 8  # raw and latent x normalized, closed, open_end, prefix
+    assert len(lines) == 10  # raw and latent x normalized, cosine, closed, open_end, prefix
     assert lines[0].split()[:2] == ["raw", "normalized"]
-    assert lines[4].split()[:2] == ["latent", "normalized"]
+    assert lines[5].split()[:2] == ["latent", "normalized"]
 
 
 @pytest.mark.slow
@@ -331,7 +331,16 @@ def test_siamese_evaluation_names_its_results(rng):
     assert isinstance(evaluation, evaluate.SiameseEvaluation)
     results, distances = evaluation
     assert set(results) == set(distances) == {"raw", "latent"}
-    assert set(results["raw"]) == {"normalized", "closed", "open_end"}
+    assert set(results["raw"]) == {"normalized", "cosine", "closed", "open_end"}
     duplicate, non_duplicate = distances["raw"]["closed"]
     assert len(duplicate) == 2 and len(non_duplicate) == 2
     assert results["raw"]["closed"]["duplicate_mean"] == pytest.approx(duplicate.mean())
+    # The cosine mode compares directions only: scaling each frame changes nothing.
+    for recording in recordings:
+        recording.recording.features.values *= rng.uniform(1, 5, (len(
+            recording.recording.features.values), 1)).astype(np.float32)
+    scaled = evaluate.siamese_evaluation(recordings, np.array([0, 0, 1, 1]), n_pairs=2)
+    for before, after in zip(distances["raw"]["cosine"], scaled.distances["raw"]["cosine"]):
+        np.testing.assert_allclose(before, after, rtol=1e-4, atol=1e-5)
+    assert not np.allclose(distances["raw"]["normalized"][0],
+                           scaled.distances["raw"]["normalized"][0])
