@@ -414,7 +414,8 @@ def tune(inputs: Sequence[PathLike], out_dir: PathLike, *, bundle=None,
     before = rounds.fit(vae, mined, mined.groups(), 0, settings.epochs)
     cross, epoch = None, settings.epochs
     segments = [recording.segments for _, recording in results]
-    for number in range(2, 2 + settings.cross_voice_rounds * bool(settings.cross_voice_epochs)):
+    n_more = settings.cross_voice_rounds if settings.cross_voice_epochs else 0
+    for number in range(2, 2 + n_more):
         # The model each round ended with, so rounds can be compared (`abx --model`).
         bundle_module.save_bundle(
             vae, base.config, out_dir / CHECKPOINTS / f"round-{number - 1}",
