@@ -85,7 +85,7 @@ from tqdm.auto import tqdm
 
 from discovery.errors import ParameterError
 
-__all__ = ["DTWPath", "dtw_distance", "dtw_path", "pairwise_distances"]
+__all__ = ["DTWPath", "dtw_distance", "dtw_path", "pairwise_distances", "unit_frames"]
 
 # Most pairs per lane group, the kernel's contiguous (vector) axis. The loop runs
 # fastest at 64 lanes (8 to 32 ran it 1.7-4x slower on a CPU), which pairwise tiles
@@ -125,6 +125,15 @@ class DTWPath(NamedTuple):
 
     distance: float
     path: np.ndarray
+
+
+def unit_frames(frames: ArrayLike) -> np.ndarray:
+    """Each frame divided by its L2 norm (all-zero frames stay zero), as float32: on
+    such frames the Euclidean local cost is a monotone function of the cosine
+    distance, ``||x - y|| = sqrt(2 - 2 cos(x, y))``."""
+    frames = np.asarray(frames, np.float64)
+    norms = np.linalg.norm(frames, axis=1, keepdims=True)
+    return (frames / np.maximum(norms, 1e-8)).astype(np.float32)
 
 
 def dtw_distance(

@@ -42,7 +42,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from tqdm.auto import tqdm
 
-from discovery.dtw import dtw_distance, dtw_path
+from discovery.dtw import dtw_distance, dtw_path, unit_frames
 from discovery.errors import ParameterError
 from discovery.files import atomic_path
 
@@ -110,14 +110,7 @@ def mining_frames(features: np.ndarray) -> np.ndarray:
     """
     cepstra = dct(np.asarray(features, np.float64), type=2, norm="ortho",
                   axis=1)[:, 1:N_CEPSTRA + 1]
-    return _unit(cepstra - cepstra.mean(axis=0))
-
-
-def _unit(frames: np.ndarray) -> np.ndarray:
-    """Each frame L2-normalised, as float32."""
-    frames = np.asarray(frames, np.float64)
-    norms = np.linalg.norm(frames, axis=1, keepdims=True)
-    return (frames / np.maximum(norms, 1e-8)).astype(np.float32)
+    return unit_frames(cepstra - cepstra.mean(axis=0))
 
 
 def voice_clusters(features: Sequence[np.ndarray], segments: Sequence[np.ndarray], *,
@@ -244,7 +237,7 @@ def mine_pairs(features: Sequence[np.ndarray], segments: Sequence[np.ndarray], *
         return empty
     sequences: List[np.ndarray] = (
         [mining_frames(features[r][a:b]) for r, a, b in table] if learned is None
-        else [_unit(learned[r][a:b]) for r, a, b in table])
+        else [unit_frames(learned[r][a:b]) for r, a, b in table])
     summaries = np.stack([_summary(s) for s in sequences])
     candidates = _candidates(summaries, apart, n_candidates)
     lengths = np.array([len(s) for s in sequences])

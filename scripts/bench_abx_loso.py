@@ -101,7 +101,8 @@ def main(argv=None) -> int:
         table[speaker] = {"log-mel": before["log-mel"], "mfcc": before["mfcc"],
                           "stage 1": before["model"]}
         # The model each round of stage 2 ended with, the last one being the bundle.
-        for checkpoint in sorted((work / "tuned" / "checkpoints").glob("round-*")):
+        for checkpoint in sorted((work / "tuned" / "checkpoints").glob("round-*"),
+                                 key=lambda folder: int(folder.name.split("-")[1])):
             table[speaker][f"stage 2 {checkpoint.name}"] = _abx(
                 checkpoint, speaker, work / f"abx-{checkpoint.name}", args.triplets)["model"]
         after = _abx(work / "tuned", speaker, work / "abx-tuned", args.triplets)

@@ -462,3 +462,16 @@ def test_float64_far_from_origin_keeps_its_precision(rng, dims):
     self_distance = pairwise_distances(list(x))[0, 1]
     np.testing.assert_allclose(self_distance, reference_dtw(x[0], x[1]), rtol=1e-5)
     assert dtw_path(x[0], y[0])[0] == pytest.approx(expected[0], rel=1e-9)
+
+
+def test_unit_frames_give_the_cosine_through_the_euclidean_cost(rng):
+    from discovery.dtw import unit_frames
+
+    x = rng.normal(size=(5, 4)) * 1e3
+    x[2] = 0.0
+    unit = unit_frames(x)
+    assert unit.dtype == np.float32 and not unit[2].any()
+    np.testing.assert_allclose(np.linalg.norm(unit[[0, 1, 3, 4]], axis=1), 1.0, rtol=1e-6)
+    cosine = x[0] @ x[1] / np.linalg.norm(x[0]) / np.linalg.norm(x[1])
+    np.testing.assert_allclose(np.linalg.norm(unit[0] - unit[1]) ** 2, 2 - 2 * cosine,
+                               atol=1e-5)

@@ -122,7 +122,8 @@ def abx_error(sequences: List[np.ndarray], triplets: np.ndarray) -> float:
     Returns:
         float in [0, 1].
     """
-    from discovery.evaluate.pairs import pair_distances, unit_frames
+    from discovery.dtw import unit_frames
+    from discovery.evaluate.pairs import pair_distances
 
     unit = [unit_frames(s) for s in sequences]
     triplets = np.asarray(triplets, dtype=np.int64)

@@ -237,14 +237,6 @@ def pair_distances(sequences: List[np.ndarray], pairs: np.ndarray, *,
                                    open_end=open_end, normalized=normalized))
 
 
-def unit_frames(sequence: np.ndarray) -> np.ndarray:
-    """Each frame divided by its L2 norm (all-zero frames stay zero), so that DTW's
-    Euclidean local cost is a monotone function of the cosine distance."""
-    sequence = np.asarray(sequence, dtype=np.float32)
-    norms = np.linalg.norm(sequence, axis=1, keepdims=True)
-    return sequence / np.maximum(norms, 1e-8)
-
-
 def _pad(sequences: List[np.ndarray]) -> Tuple[np.ndarray, np.ndarray]:
     """(n, max length, D) float32 sequences zero-padded at the end, and (n,) lengths."""
     import keras  # loaded already: DTW runs on TensorFlow
@@ -332,6 +324,8 @@ def siamese_evaluation(recordings: Sequence, labels: np.ndarray, *, n_pairs: int
             `prefix_frames` is out of range, `labels` does not give one label per
             recording, or the labels give no duplicate or no non-duplicate pair.
     """
+    from discovery.dtw import unit_frames  # TensorFlow: loaded only when scoring
+
     _check_n_pairs(n_pairs)
     _check_prefix_frames(prefix_frames)
     labels = np.asarray(labels)
