@@ -277,15 +277,22 @@ def frame_embeddings(vae, features: Sequence[np.ndarray],
 
 def mine_across_voices(vae, features: Sequence[np.ndarray],
                        segments: Sequence[np.ndarray], settings: SiameseConfig, *,
+                       voices: Optional[np.ndarray] = None,
                        progress: bool = False) -> tuple:
-    """The second round's mining: segments matched on `vae`'s frame embeddings, each
-    only with recordings of another voice (`mining.voice_clusters`).
+    """A round's mining across voices: segments matched on `vae`'s frame embeddings,
+    each only with recordings of another voice.
+
+    Args:
+        voices: (n_recordings,) voice of each recording, as an earlier round found
+            them; None clusters them here (`mining.voice_clusters`, seeded: they
+            depend on the features alone).
 
     Returns:
         (`MinedPairs`, (n_recordings,) voice of each recording).
     """
-    voices = voice_clusters(features, segments, max_voices=settings.max_voices,
-                            seed=settings.seed)
+    if voices is None:
+        voices = voice_clusters(features, segments, max_voices=settings.max_voices,
+                                seed=settings.seed)
     mined = mine_pairs(features, segments, n_candidates=settings.n_candidates,
                        mutual_top=settings.mutual_top, path_step=settings.path_step,
                        learned=frame_embeddings(vae, features, segments), voices=voices,
@@ -412,7 +419,7 @@ def tune(inputs: Sequence[PathLike], out_dir: PathLike, *, bundle=None,
         print(f"mined {len(mined)} pairs ({len(mined.frames)} aligned frames) in "
               f"{len(results)} recordings", file=sys.stderr)
     before = rounds.fit(vae, mined, mined.groups(), 0, settings.epochs)
-    cross, epoch = None, settings.epochs
+    cross, voices, epoch = None, None, settings.epochs
     segments = [recording.segments for _, recording in results]
     n_more = settings.cross_voice_rounds if settings.cross_voice_epochs else 0
     for number in range(2, 2 + n_more):
@@ -426,7 +433,7 @@ def tune(inputs: Sequence[PathLike], out_dir: PathLike, *, bundle=None,
             print(f"round {number}: mining pairs across voices with the tuned encoder",
                   file=sys.stderr)
         cross, voices = mine_across_voices(vae, features, segments, settings,
-                                           progress=progress)
+                                           voices=voices, progress=progress)
         cross.save(out_dir / CHECKPOINTS / CROSS_FILE, [path for path, _ in results])
         if progress:
             print(f"{len(np.unique(voices))} voices; mined {len(cross)} pairs across "
