@@ -354,7 +354,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "voices, and train on both sets of pairs. Writes a new "
                     "bundle into DIR, TensorBoard logs under DIR/logs (each loss term, "
                     "the held-out pairs' ROC-AUC per epoch) and the mined pairs under "
-                    "DIR/checkpoints.")
+                    "DIR/checkpoints. Run it again on the same DIR, with the same "
+                    "inputs, model and settings, to resume an interrupted run.")
     tune.add_argument("inputs", nargs="+", metavar="INPUT")
     tune.add_argument("--out", required=True, type=Path, metavar="DIR")
     tune.add_argument("--model", metavar="DIR|NAME",

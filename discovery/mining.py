@@ -97,6 +97,22 @@ class MinedPairs:
                          frames=self.frames,
                          files=np.asarray([str(r) for r in recordings]))
 
+    @classmethod
+    def load(cls, path) -> tuple:
+        """Read what `save` wrote.
+
+        Returns:
+            (`MinedPairs`, list of the recordings' paths as str).
+
+        Raises:
+            OSError, ValueError, KeyError: the file is missing, unreadable or not
+                one `save` wrote.
+        """
+        with np.load(path, allow_pickle=False) as stored:
+            mined = cls(*(np.asarray(stored[name]) for name in
+                          ("segments", "pairs", "cost", "frames")))
+            return mined, [str(name) for name in stored["files"]]
+
 
 def mining_frames(features: np.ndarray) -> np.ndarray:
     """The frames segments are matched on: cepstra c1-c12 of log-mel `features`, the

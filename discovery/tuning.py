@@ -23,12 +23,21 @@ No label and no annotation is read: the silence targets are the energy-based one
 `out_dir/logs` receives the TensorBoard events; `out_dir/checkpoints/mined_pairs.npz`
 and `cross_voice_pairs.npz` (the last round's) the mined pairs, `round-N/` the bundle
 each round but the last ended with.
+
+A run killed part-way resumes when started again with the same `out_dir`, base,
+recordings and settings (`tune_state.json` records them): the first pairs are read
+back instead of mined, finished rounds are skipped (the encoder restarts from the last
+`round-N/`), and the round that was cut resumes at its last finished epoch
+(`backup/`). The batches drawn after a resume are not those an uninterrupted run
+would have drawn, so the weights differ as two runs' do.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -39,8 +48,8 @@ import numpy as np
 from discovery import bundle as bundle_module
 from discovery.bundle import Bundle
 from discovery.config import PipelineConfig, SiameseConfig
-from discovery.errors import AudioError
-from discovery.files import Failure, for_each_file
+from discovery.errors import AudioError, ParameterError
+from discovery.files import Failure, for_each_file, write_text
 from discovery.frontend import audio
 from discovery.frontend.audio import PathLike
 from discovery.frontend.recording import analyse
@@ -55,6 +64,10 @@ MINED_FILE = "mined_pairs.npz"
 CROSS_FILE = "cross_voice_pairs.npz"
 # Frames embedded per forward pass when a recording's frames are embedded.
 EMBED_CHUNK = 4096
+# What a killed run needs to resume: its settings and recordings, the rounds finished.
+STATE_FILE = "tune_state.json"
+# Keras's epoch backups of the round being trained, one folder per round.
+BACKUP = "backup"
 
 
 @dataclasses.dataclass
@@ -203,7 +216,7 @@ def _augmentation(settings: SiameseConfig) -> str:
 
 def tuning_card(base_card: str, *, settings: SiameseConfig, inputs: Sequence[PathLike],
                 mined: MinedPairs, history: dict, before: float, seconds: float,
-                command: str, cross: Optional[MinedPairs] = None) -> str:
+                command: str, cross: Optional[MinedPairs] = None, runs: int = 1) -> str:
     """The base bundle's model card with a section on the Siamese stage."""
     lines = ["", "## Siamese stage (`discovery tune`)", "",
              f"- Command: `{command}`",
@@ -216,7 +229,8 @@ def tuning_card(base_card: str, *, settings: SiameseConfig, inputs: Sequence[Pat
              f"steps; {settings.pair_batch_size} pairs and {settings.batch_size} windows "
              f"per step; {_objective(settings)}, weight "
              f"{settings.siamese_weight}; {_augmentation(settings)}; learning "
-             f"rate {settings.learning_rate}; seed {settings.seed}; time: {seconds:.0f} s.",
+             f"rate {settings.learning_rate}; seed {settings.seed}; time: {seconds:.0f} s"
+             f"{f' over {runs} runs (resumed after a kill)' if runs > 1 else ''}.",
              ]
     if cross is not None:
         rounds = settings.cross_voice_rounds
@@ -312,8 +326,9 @@ class _Round:
         self.record_path = out_dir / CHECKPOINTS / "history.json"
 
     def fit(self, vae, mined: MinedPairs, groups: np.ndarray, first: int,
-            last: int) -> float:
-        """Fit epochs `first`..`last - 1`; returns the held-out pairs' ROC-AUC before."""
+            last: int, number: int) -> float:
+        """Fit epochs `first`..`last - 1` of round `number`, resuming from its backup
+        where a killed run left one; returns the held-out pairs' ROC-AUC before."""
         import keras
 
         from discovery.nn.callbacks import PairSeparation, TrainingRecord
@@ -352,7 +367,12 @@ class _Round:
         self.record = TrainingRecord(self.record_path)
         callbacks = [separation, keras.callbacks.TerminateOnNaN(), self.record,
                      keras.callbacks.TensorBoard(log_dir=str(self.out_dir / "logs"),
-                                                 write_graph=False, update_freq="epoch")]
+                                                 write_graph=False, update_freq="epoch"),
+                     # Last: a backup holds an epoch only once every log has it. Kept
+                     # until the round's model is saved, so no kill loses the round.
+                     keras.callbacks.BackupAndRestore(
+                         str(self.out_dir / CHECKPOINTS / BACKUP / f"round-{number}"),
+                         delete_checkpoint=False)]
         data = _dataset(features, train_rows, groups, self.windows, self.silence,
                         settings, self.length)
         with contextlib.redirect_stdout(sys.stderr):
@@ -361,10 +381,58 @@ class _Round:
                       shuffle=False, verbose=2 if self.progress else 0)
         return before
 
-    def history(self) -> dict:
-        epochs = self.record.epochs
+    def history(self, n_epochs: int) -> dict:
+        """Every logged value of the first `n_epochs` epochs, over every run."""
+        try:
+            epochs = json.loads(self.record_path.read_text(encoding="utf-8"))["epochs"]
+        except (OSError, ValueError, KeyError, TypeError):
+            epochs = []
+        epochs = epochs[:n_epochs]
         return {name: [float(epoch[name]) for epoch in epochs if name in epoch]
                 for name in (epochs[-1] if epochs else {}) if name != "elapsed_s"}
+
+
+def _check_state(out_dir: Path, state: dict, expected: dict) -> None:
+    """A killed run resumes only with the base, recordings and settings it began with."""
+    for key, what in (("base", "base model"), ("recordings", "recordings")):
+        if state.get(key) != expected[key]:
+            shown = (f"{len(state.get(key) or [])} files, not {len(expected[key])}"
+                     if key == "recordings" else
+                     f"{state.get(key)!r}, not {expected[key]!r}")
+            raise ParameterError(
+                f"{out_dir}: holds an interrupted `tune` of other {what} ({shown}); "
+                "resume it with its own, or pass --overwrite to start again.")
+    old = state.get("settings") or {}
+    for name, value in expected["settings"].items():
+        if name in old and old[name] != value:
+            raise ParameterError(
+                f"{out_dir}: holds an interrupted `tune` with `{name}` = {old[name]!r}, "
+                f"not {value!r}; resume it with its settings, or pass --overwrite to "
+                "start again.")
+
+
+def _start_or_resume(out_dir: Path, expected: dict) -> dict:
+    """The state of an interrupted run in `out_dir` (checked against `expected`), or a
+    new one. `tune` writes it once the pairs are mined: a run that failed before has
+    nothing to resume and binds no later run to its settings."""
+    try:
+        state = json.loads((out_dir / CHECKPOINTS / STATE_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        state = None
+    if isinstance(state, dict):
+        _check_state(out_dir, state, expected)
+        return dict(state, runs=int(state.get("runs", 1)) + 1)
+    return dict(expected, rounds=0, runs=1, seconds=0.0)
+
+
+def _finished_rounds(out_dir: Path, state: dict, total: int) -> int:
+    """Rounds of an interrupted run whose model was saved (`round-N/`), at most
+    `total - 1`: the last round's model is the bundle itself."""
+    done = int(state.get("rounds", 0))
+    if not 0 <= done < total or (done and ("before" not in state or not (
+            out_dir / CHECKPOINTS / f"round-{done}" / bundle_module.MODEL_FILE).is_file())):
+        return 0
+    return done
 
 
 def tune(inputs: Sequence[PathLike], out_dir: PathLike, *, bundle=None,
@@ -396,20 +464,36 @@ def tune(inputs: Sequence[PathLike], out_dir: PathLike, *, bundle=None,
     out_dir = prepare_out_dir(out_dir, base.config, inputs=inputs, overwrite=overwrite)
     keras.utils.set_random_seed(settings.seed)
     paths = audio.find_audio_files(inputs)
+    state = _start_or_resume(out_dir, {
+        "base": None if base.path is None else str(Path(base.path).resolve()),
+        "recordings": [str(Path(path).resolve()) for path in paths],
+        "settings": json.loads(json.dumps(settings.to_dict()))})
+    n_more = settings.cross_voice_rounds if settings.cross_voice_epochs else 0
+    done = _finished_rounds(out_dir, state, 1 + n_more)
     results, failures = read_recordings(paths, base.config, progress=progress)
     if not results:
         raise AudioError(f"{inputs[0]}: no readable recordings to tune on.")
     features = [data.features for _, data in results]
-    if progress:
-        print("mining pairs: DTW between segments of different recordings", file=sys.stderr)
-    mined = mine_pairs(features, [data.segments for _, data in results],
-                       n_candidates=settings.n_candidates, mutual_top=settings.mutual_top,
-                       path_step=settings.path_step, progress=progress)
+    mined = (_mined_before(out_dir, [path for path, _ in results]) if state["runs"] > 1
+             else None)
+    if mined is not None:
+        if progress:
+            print(f"resuming an interrupted run ({done} of {1 + n_more} rounds finished); "
+                  "the pairs it mined are read back", file=sys.stderr)
+    else:
+        if progress:
+            print("mining pairs: DTW between segments of different recordings",
+                  file=sys.stderr)
+        mined = mine_pairs(features, [data.segments for _, data in results],
+                           n_candidates=settings.n_candidates,
+                           mutual_top=settings.mutual_top, path_step=settings.path_step,
+                           progress=progress)
     if len(mined) < 2:
         raise AudioError(f"{inputs[0]}: found {len(mined)} matching segment pairs across "
                          f"{len(results)} recordings; the Siamese stage needs recordings "
                          "that repeat their sounds (at least two pairs).")
     mined.save(out_dir / CHECKPOINTS / MINED_FILE, [path for path, _ in results])
+    write_text(out_dir / CHECKPOINTS / STATE_FILE, json.dumps(state))
     windows = np.concatenate([data.windows for _, data in results])
     silence = np.concatenate([data.silence for _, data in results])
     vae = base.model
@@ -418,38 +502,66 @@ def tune(inputs: Sequence[PathLike], out_dir: PathLike, *, bundle=None,
     if progress:
         print(f"mined {len(mined)} pairs ({len(mined.frames)} aligned frames) in "
               f"{len(results)} recordings", file=sys.stderr)
-    before = rounds.fit(vae, mined, mined.groups(), 0, settings.epochs)
-    cross, voices, epoch = None, None, settings.epochs
+    cross, voices = None, None
     segments = [recording.segments for _, recording in results]
-    n_more = settings.cross_voice_rounds if settings.cross_voice_epochs else 0
-    for number in range(2, 2 + n_more):
-        # The model each round ended with, so rounds can be compared (`abx --model`).
-        bundle_module.save_bundle(
-            vae, base.config, out_dir / CHECKPOINTS / f"round-{number - 1}",
-            card=f"# Model card\n\n`discovery tune` after round {number - 1} of "
-                 f"{1 + settings.cross_voice_rounds}: an intermediate checkpoint of "
-                 f"{out_dir}, whose card tells the stage.\n")
-        if progress:
-            print(f"round {number}: mining pairs across voices with the tuned encoder",
-                  file=sys.stderr)
-        cross, voices = mine_across_voices(vae, features, segments, settings,
-                                           voices=voices, progress=progress)
-        cross.save(out_dir / CHECKPOINTS / CROSS_FILE, [path for path, _ in results])
-        if progress:
-            print(f"{len(np.unique(voices))} voices; mined {len(cross)} pairs across "
-                  f"them", file=sys.stderr)
-        if not len(cross):
-            break
-        both, groups = join(mined, cross)
-        rounds.fit(vae, both, groups, epoch, epoch + settings.cross_voice_epochs)
-        epoch += settings.cross_voice_epochs
-    history = rounds.history()
-    seconds = time.perf_counter() - started
+    total = 1 + n_more
+    if done:  # the encoder as the last finished round left it
+        vae.set_weights(Bundle.load(out_dir / CHECKPOINTS / f"round-{done}").model
+                        .get_weights())
+        before = float(state["before"])
+    epoch = settings.epochs + max(done - 1, 0) * settings.cross_voice_epochs
+    for number in range(done + 1, total + 1):
+        if number == 1:
+            before = rounds.fit(vae, mined, mined.groups(), 0, settings.epochs, number)
+        else:
+            if progress:
+                print(f"round {number}: mining pairs across voices with the tuned "
+                      "encoder", file=sys.stderr)
+            cross, voices = mine_across_voices(vae, features, segments, settings,
+                                               voices=voices, progress=progress)
+            cross.save(out_dir / CHECKPOINTS / CROSS_FILE, [path for path, _ in results])
+            if progress:
+                print(f"{len(np.unique(voices))} voices; mined {len(cross)} pairs across "
+                      f"them", file=sys.stderr)
+            if not len(cross):
+                break
+            both, groups = join(mined, cross)
+            rounds.fit(vae, both, groups, epoch, epoch + settings.cross_voice_epochs,
+                       number)
+            epoch += settings.cross_voice_epochs
+        if number < total:
+            # The model each round ended with, so rounds can be compared (`abx
+            # --model`), and a killed run restarts from it.
+            bundle_module.save_bundle(
+                vae, base.config, out_dir / CHECKPOINTS / f"round-{number}",
+                card=f"# Model card\n\n`discovery tune` after round {number} of "
+                     f"{total}: an intermediate checkpoint of {out_dir}, whose card "
+                     "tells the stage.\n")
+            state.update(rounds=number, before=before,
+                         seconds=state["seconds"] + time.perf_counter() - started)
+            started = time.perf_counter()
+            write_text(out_dir / CHECKPOINTS / STATE_FILE, json.dumps(state))
+            shutil.rmtree(out_dir / CHECKPOINTS / BACKUP / f"round-{number}",
+                          ignore_errors=True)
+    history = rounds.history(epoch)
+    seconds = state["seconds"] + time.perf_counter() - started
     base_card = ((base.path / bundle_module.CARD_FILE).read_text(encoding="utf-8")
                  if base.path is not None and (base.path / bundle_module.CARD_FILE).is_file()
                  else "# Model card\n")
     card = tuning_card(base_card, settings=settings, inputs=inputs, mined=mined,
                        history=history, before=before, seconds=seconds,
-                       command=command or "discovery.tuning.tune(...)", cross=cross)
+                       command=command or "discovery.tuning.tune(...)", cross=cross,
+                       runs=state["runs"])
     bundle_module.save_bundle(vae, base.config, out_dir, card=card)
+    # Finished: nothing left to resume.
+    shutil.rmtree(out_dir / CHECKPOINTS / BACKUP, ignore_errors=True)
     return TuningResult(out_dir, mined, history, before, failures, seconds, cross)
+
+
+def _mined_before(out_dir: Path, recordings: Sequence[Path]) -> Optional[MinedPairs]:
+    """The first pairs an interrupted run mined from these recordings, or None."""
+    try:
+        mined, files = MinedPairs.load(out_dir / CHECKPOINTS / MINED_FILE)
+    except (OSError, ValueError, KeyError):
+        return None
+    return mined if files == [str(path) for path in recordings] else None

@@ -15,7 +15,9 @@ of training: they are stitched from the same clips, the held-out speaker's inclu
     python scripts/bench_abx_loso.py                       # every speaker, the default recipe
     python scripts/bench_abx_loso.py --speakers george --vae-epochs 2 --tune-epochs 1
 
-Prints a table and writes W/loso.json (W: --work, default runs/abx-loso).
+Prints a table and writes W/loso.json (W: --work, default runs/abx-loso). A run that
+was killed resumes where it stopped when started again: the interrupted `train` or
+`tune` goes on from its last finished epoch; finished bundles are trained again.
 """
 
 from __future__ import annotations
@@ -40,6 +42,13 @@ def _discovery(*args) -> float:
     subprocess.run([str(Path(sys.executable).parent / "discovery"), *map(str, args)],
                    check=True)
     return time.perf_counter() - started
+
+
+def _fresh(folder: Path) -> tuple:
+    """`--overwrite` where `folder` holds a finished bundle; none where it holds a run
+    that was killed, so that it resumes (`train` and `tune` refuse one begun with
+    other settings)."""
+    return ("--overwrite",) if (folder / "model.keras").is_file() else ()
 
 
 def _abx(model: Path, speaker: str, out: Path, triplets: int) -> dict:
@@ -88,7 +97,7 @@ def main(argv=None) -> int:
             seconds["stage 1"] = json.loads((work / "vae-seconds.json").read_text())
         else:
             seconds["stage 1"] = _discovery("train", train_dir, "--out", work / "vae",
-                                            "--overwrite", "--quiet", *epochs)
+                                            *_fresh(work / "vae"), "--quiet", *epochs)
             (work / "vae-seconds.json").write_text(json.dumps(seconds["stage 1"]))
         if args.stage1_only:
             continue
@@ -96,7 +105,8 @@ def main(argv=None) -> int:
         if args.cross_voice_rounds is not None:
             options += ["--cross-voice-rounds", args.cross_voice_rounds]
         seconds["stage 2"] = _discovery("tune", train_dir, "--model", work / "vae", "--out",
-                                        work / "tuned", "--overwrite", "--quiet", *options)
+                                        work / "tuned", *_fresh(work / "tuned"), "--quiet",
+                                        *options)
         before = _abx(work / "vae", speaker, work / "abx-vae", args.triplets)
         table[speaker] = {"log-mel": before["log-mel"], "mfcc": before["mfcc"],
                           "stage 1": before["model"]}

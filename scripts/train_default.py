@@ -22,7 +22,9 @@ Seeded; one command each:
 
 Training logs and checkpoints stay in `runs/train-<model>/` (`<out>-training/` when
 `--out` is given); only the bundle (`model.keras`, `config.json`, `MODEL_CARD.md`) is
-copied into `--out`.
+copied into `--out`. Run again after a kill, a stage that was cut resumes at its last
+finished epoch (with `--stage1 runs/train-default` when stage 1 had finished); a
+finished stage is trained again from scratch.
 """
 
 from __future__ import annotations
@@ -38,6 +40,12 @@ ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "data"
 # Relative to the repository's root, so the model card names the data portably.
 SHARED_RELATIVE = Path("..", "shared", "data")
+
+
+def _finished(folder: Path) -> bool:
+    """Whether `folder` holds a finished bundle (trained again from scratch); a killed
+    run's folder resumes instead."""
+    return (folder / "model.keras").is_file()
 
 
 def default_data(work: Path) -> tuple:
@@ -138,9 +146,10 @@ def main(argv=None) -> int:
         sys.argv[1:] if argv is None else argv)
     seconds = 0.0
     if args.stage1 is None:
-        # The script's own work folder: a rerun retrains from scratch, seeded.
+        # The script's own work folder: a rerun after a finished run retrains from
+        # scratch, seeded; after a killed one it resumes at the last finished epoch.
         seconds += training.train(inputs, work, config, command=command.strip(),
-                                  overwrite=True).seconds
+                                  overwrite=_finished(work)).seconds
     stage1 = args.stage1.resolve() if args.stage1 else work
     final = stage1
     if args.model == "default":
@@ -156,7 +165,7 @@ def main(argv=None) -> int:
             settings = settings.replace(cross_voice_rounds=args.cross_voice_rounds)
         final = work.with_name(work.name + "-tuned")
         seconds += tune([SHARED_RELATIVE / "fsdd"], final, bundle=stage1, settings=settings,
-                        command=command.strip(), overwrite=True).seconds
+                        command=command.strip(), overwrite=_finished(final)).seconds
     trained = bundle.Bundle.load(final)
     scores = silence_scores(scored, model=trained.model, config=trained.config)
     work = final

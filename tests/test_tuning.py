@@ -1,5 +1,6 @@
 """`discovery tune`: the Siamese stage end to end, on a tiny bundle and the sample data."""
 
+import json
 import re
 from pathlib import Path
 
@@ -118,6 +119,66 @@ def test_tune_command_leaves_the_base_alone_and_refuses_a_second_run(base, tmp_p
     assert main(["tune", str(DATA / "fsdd"), "--model", str(base), "--out", str(out),
                  "--quiet"]) == 2
     assert "--overwrite" in capsys.readouterr().err
+
+
+class Killed(Exception):
+    """Stands in for a kill: raised in the middle of `tune`."""
+
+
+def kill(*args, **kwargs):
+    raise Killed
+
+
+@pytest.mark.slow
+def test_a_killed_tune_resumes_where_it_stopped(base, tmp_path, monkeypatch):
+    from discovery import tuning
+    from discovery.nn.callbacks import PairSeparation
+
+    settings = SiameseConfig(epochs=2, cross_voice_epochs=1, steps_per_epoch=2,
+                             pair_batch_size=16, batch_size=8)
+    out, inputs = tmp_path / "tuned", [DATA / "fsdd"]
+    epochs_run = []
+
+    def count(self, epoch, logs=None):
+        epochs_run.append(epoch)
+
+    # Killed as the first round's second epoch begins: the first one is backed up.
+    def kill_at_second_epoch(self, epoch, logs=None):
+        if epoch == 1:
+            raise Killed
+
+    with monkeypatch.context() as patch:
+        patch.setattr(PairSeparation, "on_epoch_begin", kill_at_second_epoch)
+        with pytest.raises(Killed):
+            tune(inputs, out, bundle=base, settings=settings, progress=False)
+    # Other settings do not resume it.
+    with pytest.raises(ParameterError, match="interrupted `tune` with `epochs` = 2, not 3"):
+        tune(inputs, out, bundle=base, settings=SiameseConfig(**{
+            **settings.to_dict(), "epochs": 3}), progress=False)
+
+    # Resumed: the pairs are read back, the round goes on from its second epoch and
+    # its model is kept; killed again as the round across voices begins.
+    mined_again = []
+    with monkeypatch.context() as patch:
+        patch.setattr(PairSeparation, "on_epoch_begin", count)
+        patch.setattr(tuning, "mine_pairs", lambda *args, **kwargs: mined_again.append(1))
+        patch.setattr(tuning, "mine_across_voices", kill)
+        with pytest.raises(Killed):
+            tune(inputs, out, bundle=base, settings=settings, progress=False)
+    assert not mined_again and epochs_run == [1]
+    assert (out / "checkpoints" / "round-1" / "model.keras").is_file()
+
+    # Resumed after round 1: only the round across voices runs.
+    epochs_run.clear()
+    with monkeypatch.context() as patch:
+        patch.setattr(PairSeparation, "on_epoch_begin", count)
+        result = tune(inputs, out, bundle=base, settings=settings, progress=False)
+    assert epochs_run == [2]
+    assert len(result.history["siamese_loss"]) == 3 and result.cross is not None
+    assert 0 <= result.pair_roc_auc_before <= 1
+    assert "over 3 runs (resumed after a kill)" in (out / "MODEL_CARD.md").read_text()
+    assert not (out / "checkpoints" / "backup").exists()
+    Bundle.load(out)
 
 
 def test_recordings_that_never_repeat_a_sound_are_a_clear_error(base, tmp_path):
