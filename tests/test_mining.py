@@ -69,6 +69,18 @@ def test_pairs_match_the_same_word_across_recordings_only(recordings):
     assert np.all((mined.cost >= 0) & (mined.cost <= 2))
 
 
+def test_saved_pairs_load_back_with_their_recordings(recordings, tmp_path):
+    features, bounds, _ = recordings
+    mined = mine_pairs(features, bounds, n_candidates=6, mutual_top=2)
+    names = ["a.wav", "b.wav", "c.wav", "d.wav"]
+    mined.save(tmp_path / "pairs.npz", names)
+    loaded, files = MinedPairs.load(tmp_path / "pairs.npz")
+    assert files == names and len(loaded) == len(mined) > 0
+    for name in ("segments", "pairs", "cost", "frames"):
+        np.testing.assert_array_equal(getattr(loaded, name), getattr(mined, name))
+    np.testing.assert_array_equal(loaded.groups(), mined.groups())
+
+
 def test_aligned_frames_lie_in_their_segments_and_run_forward(recordings):
     features, bounds, _ = recordings
     mined = mine_pairs(features, bounds, n_candidates=6, mutual_top=2, path_step=1)
