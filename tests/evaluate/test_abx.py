@@ -169,7 +169,12 @@ def test_with_hop_changes_the_hop_and_nothing_else():
 
 @pytest.mark.slow
 def test_embed_at_a_finer_hop_writes_more_windows(tmp_path, capsys):
-    clip = ROOT / "data" / "recordings" / "rec_01.wav"  # 85 s
+    import soundfile
+
+    # The first 6 s of a sample recording: 8x the windows at a hop 8x finer.
+    samples, rate = soundfile.read(ROOT / "data" / "recordings" / "rec_01.wav")
+    clip = tmp_path / "clip.wav"
+    soundfile.write(clip, samples[:6 * rate], rate)
     counts = {}
     for hop in ("0.08", "0.01"):
         out = tmp_path / hop
