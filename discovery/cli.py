@@ -235,10 +235,12 @@ def _run_abx(args) -> int:
                            speaker_regex=args.speaker_regex, bundle=args.model,
                            n_triplets=args.triplets, seed=args.seed,
                            hop_seconds=args.hop_seconds, speaker=args.speaker,
-                           overwrite=args.overwrite, progress=not args.quiet)
+                           tokens=args.tokens, overwrite=args.overwrite,
+                           progress=not args.quiet)
     counts = scores["n_triplets"]
+    spans = "; tokens trimmed to their sound" if args.tokens == "sound" else ""
     print(f"ABX error (%), {counts['within']} triplets within and {counts['across']} "
-          "across speaker; lower is better")
+          f"across speaker{spans}; lower is better")
     print(f"{'representation':16s} {'within':>7s} {'across':>7s}")
     for name, errors in scores.items():
         if name != "n_triplets":
@@ -497,6 +499,11 @@ def build_parser() -> argparse.ArgumentParser:
     abx.add_argument("--speaker", metavar="NAME",
                      help="only triplets whose A and B are this speaker's (one the model "
                           "never saw); X is theirs within speaker, another's across")
+    abx.add_argument("--tokens", choices=("whole", "sound"), default="whole",
+                     help="whole: each file (default); sound: each file from its first "
+                          "segment's start to its last one's end (the energy-based "
+                          "segments `run` cuts), the same frames for every "
+                          "representation")
     abx.add_argument("--overwrite", action="store_true", help="replace DIR/abx.json")
     abx.add_argument("--quiet", action="store_true")
     abx.set_defaults(run=_run_abx)

@@ -701,7 +701,7 @@ def pairs(inputs: Sequence, out_dir, *, label_regex: str, bundle=None, n_pairs: 
 
 def abx(inputs: Sequence, out_dir, *, label_regex: str, speaker_regex: str, bundle=None,
         n_triplets: int = 2000, seed: int = 0, hop_seconds: Optional[float] = None,
-        speaker: Optional[str] = None, overwrite: bool = False,
+        speaker: Optional[str] = None, tokens: str = "whole", overwrite: bool = False,
         progress: bool = True) -> tuple:
     """`discovery abx`: within- and across-speaker ABX error of log-mel, MFCC with deltas
     and the model's window embeddings, on the same seeded triplets (`evaluate.abx`).
@@ -714,6 +714,9 @@ def abx(inputs: Sequence, out_dir, *, label_regex: str, speaker_regex: str, bund
             the bundle's own.
         speaker: only triplets whose A and B are this speaker's (a speaker the model
             never saw); None for all.
+        tokens: "whole" (each file) or "sound" (each file's span from its first
+            segment to its last, the same frames for every representation:
+            `evaluate.abx.sound_span`). Defaults to "whole".
 
     Returns:
         (scores as in abx.json's "results", failures).
@@ -722,8 +725,17 @@ def abx(inputs: Sequence, out_dir, *, label_regex: str, speaker_regex: str, bund
         ParameterError: the regexes, the triplet count or `out_dir` are refused, or no
             triplet exists, all before the model loads.
     """
-    from discovery.evaluate.abx import make_triplets, mfcc_with_deltas
+    from discovery.evaluate.abx import (
+        TOKENS,
+        make_triplets,
+        mfcc_with_deltas,
+        sound_span,
+        trim_to_span,
+    )
 
+    if tokens not in TOKENS:
+        raise ParameterError(f"Invalid value for `tokens`: expected one of {TOKENS}, "
+                             f"received {tokens!r}.")
     paths, failures = files.find_inputs(inputs)
     labels = values_from_names(paths, label_regex, name="label_regex")
     speakers = values_from_names(paths, speaker_regex, name="speaker_regex")
@@ -748,6 +760,16 @@ def abx(inputs: Sequence, out_dir, *, label_regex: str, speaker_regex: str, bund
         "mfcc": [mfcc_with_deltas(r.recording.path, bundle.config.features)
                  for r in recordings],
         "model": [r.embedding for r in recordings]}
+    if tokens == "sound":
+        spans = [sound_span(r.recording.features.energy_db, bundle.config,
+                            r.recording.features.digital_silence) for r in recordings]
+        # Each window stands at the frame it is centred on.
+        centres = [r.recording.windows.start_frame + bundle.config.input_frames // 2
+                   for r in recordings]
+        representations = {
+            name: [trim_to_span(sequence, span, None if name != "model" else centre)
+                   for sequence, span, centre in zip(sequences, spans, centres)]
+            for name, sequences in representations.items()}
     if progress:
         print(f"ABX: DTW on up to {n_triplets} triplets within and across speaker",
               file=sys.stderr)
@@ -757,7 +779,7 @@ def abx(inputs: Sequence, out_dir, *, label_regex: str, speaker_regex: str, bund
         {"n_files": len(recordings), "n_labels": int(len(set(labels))),
          "n_speakers": int(len(set(speakers))), "label_regex": label_regex,
          "speaker_regex": speaker_regex, "speaker": speaker, "model": str(bundle.path),
-         "seed": seed,
+         "seed": seed, "tokens": tokens,
          "window_hop_seconds": bundle.config.windows.hop_seconds,
          "distance": "DTW over L2-normalised frames, divided by the path length",
          "results": scores}, indent=2))

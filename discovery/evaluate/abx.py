@@ -12,19 +12,25 @@ path's length (`discovery.dtw`, `normalized=True`).
 
 Triplets are drawn seeded and at random among every valid one; labels and speakers
 come from file names (`evaluate.pairs.labels_from_names`-style regexes).
+
+A token is a whole file, or (`tokens="sound"`) the span of it that holds sound: from
+its first segment's start to its last one's end, the energy-based segments `run`
+cuts (no label read), the same span for every representation (`sound_span`,
+`trim_to_span`), as word tokens cut from running speech hold no silence.
 """
 
 from __future__ import annotations
 
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from discovery.config import FeatureConfig
+from discovery.config import FeatureConfig, PipelineConfig
 from discovery.errors import ParameterError
 from discovery.frontend.audio import PathLike
 
 MODES = ("within", "across")
+TOKENS = ("whole", "sound")
 # Tries per wanted triplet before giving up on finding more (the valid ones are rare).
 DRAWS_PER_TRIPLET = 50
 
@@ -110,6 +116,52 @@ def mfcc_with_deltas(path: PathLike, config: FeatureConfig, *, n_mfcc: int = 13)
                librosa.feature.delta(mfcc, order=2, width=width)] if width >= 3
               else [np.zeros_like(mfcc)] * 2)
     return np.concatenate([mfcc, *deltas]).T
+
+
+def sound_span(energy_db: np.ndarray, config: PipelineConfig,
+               digital_silence: Optional[np.ndarray] = None) -> Tuple[int, int]:
+    """[first, last) feature frames of a token's sound: its first segment's start to
+    its last one's end (`frontend.segments.find_segments` with `config`'s silence and
+    segment settings); the whole token where no segment is found.
+
+    Args:
+        energy_db: (n_frames,) the token's frame energies in dB.
+        config: the settings the token's features were made with.
+        digital_silence: (n_frames,) bool or None, frames that are never sound.
+
+    Returns:
+        (first, last) ints, 0 <= first < last <= n_frames (for n_frames >= 1).
+    """
+    from discovery.frontend.segments import find_segments
+
+    bounds = find_segments(energy_db, frame_rate=config.features.frame_rate,
+                           silence=config.silence, segments=config.segments,
+                           digital_silence=digital_silence)
+    if not len(bounds):
+        return 0, len(energy_db)
+    return int(bounds[0, 0]), int(bounds[-1, 1])
+
+
+def trim_to_span(sequence: np.ndarray, span: Tuple[int, int],
+                 centres: Optional[np.ndarray] = None) -> np.ndarray:
+    """The rows of `sequence` inside `span` (feature frames).
+
+    Args:
+        sequence: (n, D) rows: one per feature frame, or one per window.
+        span: (first, last) feature frames, as `sound_span` gives.
+        centres: (n,) the feature frame each window is centred on, for a sequence of
+            windows; None for a sequence of frames (row i is frame i).
+
+    Returns:
+        (k, D), k >= 1 for n >= 1: the rows inside the span, or, where none is (a sound
+        shorter than the hop between windows), the row centred nearest its middle.
+    """
+    first, last = span
+    at = np.arange(len(sequence)) if centres is None else np.asarray(centres)
+    inside = (at >= first) & (at < last)
+    if inside.any() or not len(sequence):
+        return sequence[inside]
+    return sequence[[int(np.argmin(np.abs(at - 0.5 * (first + last))))]]
 
 
 def abx_error(sequences: List[np.ndarray], triplets: np.ndarray) -> float:

@@ -10,7 +10,13 @@ import pytest
 
 from discovery.cli import main
 from discovery.errors import ParameterError
-from discovery.evaluate.abx import abx_error, abx_scores, make_triplets
+from discovery.evaluate.abx import (
+    abx_error,
+    abx_scores,
+    make_triplets,
+    sound_span,
+    trim_to_span,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 LABELS = np.array(["p", "p", "q", "q", "p", "p", "q", "q"])
@@ -100,6 +106,31 @@ def test_a_label_code_that_differs_by_speaker_fails_across_speaker_only():
     assert scores["n_triplets"] == {"within": 16, "across": 16}
 
 
+def test_the_sound_span_runs_from_the_first_sound_to_the_last(rng):
+    from discovery.config import PipelineConfig
+
+    config = PipelineConfig()  # 10 ms frames
+    # Silence, a word, a short pause, a word, silence.
+    energy = np.concatenate([np.full(50, -80.0), np.full(30, -20.0), np.full(15, -80.0),
+                             np.full(25, -25.0), np.full(40, -80.0)])
+    energy += rng.normal(0, 0.5, len(energy))
+    first, last = sound_span(energy, config)
+    assert abs(first - 50) <= 2 and abs(last - 120) <= 2
+    # No sound at all: the whole token.
+    assert sound_span(energy, config, digital_silence=np.ones(len(energy), bool)) == (
+        0, len(energy))
+
+
+def test_trimming_keeps_the_frames_or_the_windows_inside_the_span():
+    frames = np.arange(20, dtype=float)[:, None]
+    assert trim_to_span(frames, (5, 9))[:, 0].tolist() == [5, 6, 7, 8]
+    windows = np.arange(6, dtype=float)[:, None]  # centred on frames 16, 24, ... 56
+    centres = 16 + 8 * np.arange(6)
+    assert trim_to_span(windows, (20, 41), centres)[:, 0].tolist() == [1, 2, 3]
+    # A sound shorter than the hop between windows keeps the window nearest its middle.
+    assert trim_to_span(windows, (26, 30), centres)[:, 0].tolist() == [1]
+
+
 @pytest.fixture
 def tokens_folder(tmp_path):
     """Two labels said twice by each of two speakers, from the sample clips (a
@@ -137,6 +168,30 @@ def test_the_command_writes_abx_json_and_prints_the_table(tokens_folder, tmp_pat
     # A second run into the same folder is refused without --overwrite.
     assert main(["abx", str(tokens_folder), "--label-regex", r"^([ab])_",
                  "--speaker-regex", r"^[ab]_([a-z]+)_", "--out", str(out), "--quiet"]) == 2
+
+
+@pytest.mark.slow
+def test_sound_tokens_leave_out_the_silence_around_each_token(tokens_folder, tmp_path,
+                                                               capsys):
+    import soundfile
+
+    # Each speaker's second token of a label is the first with a second of silence
+    # (-60 dB noise) before it and after it: the same sound, another token length.
+    rng = np.random.default_rng(0)
+    for path in sorted(tokens_folder.glob("*_1.wav")):
+        samples, rate = soundfile.read(path)
+        quiet = 1e-3 * np.abs(samples).max() * rng.standard_normal(rate)
+        soundfile.write(path, np.concatenate([quiet, samples, quiet[::-1]]), rate)
+    out = tmp_path / "sound"
+    assert main(["abx", str(tokens_folder), "--label-regex", r"^([ab])_",
+                 "--speaker-regex", r"^[ab]_([a-z]+)_", "--out", str(out),
+                 "--triplets", "20", "--tokens", "sound", "--quiet"]) == 0
+    assert "tokens trimmed to their sound" in capsys.readouterr().out
+    written = json.loads((out / "abx.json").read_text())
+    assert written["tokens"] == "sound"
+    for name in ("log-mel", "mfcc", "model"):
+        # X is A's sound again: trimmed, every representation finds it.
+        assert written["results"][name]["within"] == 0.0, name
 
 
 def test_a_regex_that_does_not_match_exits_2_with_one_line(tokens_folder, tmp_path, capsys):
