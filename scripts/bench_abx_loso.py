@@ -14,8 +14,10 @@ of training: they are stitched from the same clips, the held-out speaker's inclu
 
     python scripts/bench_abx_loso.py                       # every speaker, the default recipe
     python scripts/bench_abx_loso.py --speakers george --vae-epochs 2 --tune-epochs 1
+    python scripts/bench_abx_loso.py --score-only --tokens sound   # the same bundles again
 
-Prints a table and writes W/loso.json (W: --work, default runs/abx-loso). A run that
+Prints a table and writes W/loso.json (W/loso-sound.json with --tokens sound; W:
+--work, default runs/abx-loso). A run that
 was killed resumes where it stopped when started again: the interrupted `train` or
 `tune` goes on from its last finished epoch; finished bundles are trained again.
 """
@@ -51,10 +53,12 @@ def _fresh(folder: Path) -> tuple:
     return ("--overwrite",) if (folder / "model.keras").is_file() else ()
 
 
-def _abx(model: Path, speaker: str, out: Path, triplets: int) -> dict:
+def _abx(model: Path, speaker: str, out: Path, triplets: int, tokens: str) -> dict:
+    if tokens != "whole":
+        out = out.with_name(f"{out.name}-{tokens}")
     _discovery("abx", FSDD, "--label-regex", LABEL, "--speaker-regex", SPEAKER, "--speaker",
                speaker, "--model", model, "--out", out, "--triplets", triplets,
-               "--overwrite", "--quiet")
+               "--tokens", tokens, "--overwrite", "--quiet")
     return json.loads((out / "abx.json").read_text())["results"]
 
 
@@ -74,6 +78,10 @@ def main(argv=None) -> int:
                         help="train the stage-1 models and stop")
     parser.add_argument("--reuse-stage1", action="store_true",
                         help="keep a stage-1 bundle already in the work folder")
+    parser.add_argument("--score-only", action="store_true",
+                        help="train nothing: score the bundles already in the work folder")
+    parser.add_argument("--tokens", choices=("whole", "sound"), default="whole",
+                        help="abx --tokens: whole files (default) or their sound spans")
     args = parser.parse_args(argv)
     if not FSDD.is_dir():
         print(f"{FSDD} is not present", file=sys.stderr)
@@ -93,7 +101,10 @@ def main(argv=None) -> int:
                     link.symlink_to(clip)
         seconds = {}
         epochs = [] if args.vae_epochs is None else ["--epochs", args.vae_epochs]
-        if args.reuse_stage1 and (work / "vae" / "model.keras").is_file():
+        if args.score_only:
+            seconds = json.loads((work / "seconds.json").read_text()) if (
+                work / "seconds.json").is_file() else {}
+        elif args.reuse_stage1 and (work / "vae" / "model.keras").is_file():
             seconds["stage 1"] = json.loads((work / "vae-seconds.json").read_text())
         else:
             seconds["stage 1"] = _discovery("train", train_dir, "--out", work / "vae",
@@ -104,21 +115,25 @@ def main(argv=None) -> int:
         options = [] if args.tune_epochs is None else ["--epochs", args.tune_epochs]
         if args.cross_voice_rounds is not None:
             options += ["--cross-voice-rounds", args.cross_voice_rounds]
-        seconds["stage 2"] = _discovery("tune", train_dir, "--model", work / "vae", "--out",
-                                        work / "tuned", *_fresh(work / "tuned"), "--quiet",
-                                        *options)
-        before = _abx(work / "vae", speaker, work / "abx-vae", args.triplets)
+        if not args.score_only:
+            seconds["stage 2"] = _discovery("tune", train_dir, "--model", work / "vae",
+                                            "--out", work / "tuned",
+                                            *_fresh(work / "tuned"), "--quiet", *options)
+            (work / "seconds.json").write_text(json.dumps(seconds))
+        before = _abx(work / "vae", speaker, work / "abx-vae", args.triplets, args.tokens)
         table[speaker] = {"log-mel": before["log-mel"], "mfcc": before["mfcc"],
                           "stage 1": before["model"]}
         # The model each round of stage 2 ended with, the last one being the bundle.
         for checkpoint in sorted((work / "tuned" / "checkpoints").glob("round-*"),
                                  key=lambda folder: int(folder.name.split("-")[1])):
             table[speaker][f"stage 2 {checkpoint.name}"] = _abx(
-                checkpoint, speaker, work / f"abx-{checkpoint.name}", args.triplets)["model"]
-        after = _abx(work / "tuned", speaker, work / "abx-tuned", args.triplets)
+                checkpoint, speaker, work / f"abx-{checkpoint.name}", args.triplets,
+                args.tokens)["model"]
+        after = _abx(work / "tuned", speaker, work / "abx-tuned", args.triplets, args.tokens)
         table[speaker].update({"stage 2": after["model"], "n_triplets": before["n_triplets"],
                                "seconds": seconds})
-        (args.work / "loso.json").write_text(json.dumps(table, indent=2))
+        name = "loso.json" if args.tokens == "whole" else f"loso-{args.tokens}.json"
+        (args.work / name).write_text(json.dumps(table, indent=2))
         print(f"{speaker}: done in {sum(seconds.values()):.0f} s of training", flush=True)
     rows = [name for name in next(iter(table.values()), {})
             if name not in ("n_triplets", "seconds")]
