@@ -767,7 +767,7 @@ def abx(inputs: Sequence, out_dir, *, label_regex: str, speaker_regex: str, bund
         centres = [r.recording.windows.start_frame + bundle.config.input_frames // 2
                    for r in recordings]
         representations = {
-            name: [trim_to_span(sequence, span, None if name != "model" else centre)
+            name: [trim_to_span(sequence, span, centre if name == "model" else None)
                    for sequence, span, centre in zip(sequences, spans, centres)]
             for name, sequences in representations.items()}
     if progress:
