@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import json
 import shutil
 import sys
@@ -319,10 +320,11 @@ class _Round:
     rounds sharing the training record, the logs and the epoch count."""
 
     def __init__(self, features, windows, silence, length: int, out_dir: Path,
-                 settings: SiameseConfig, progress: bool):
+                 settings: SiameseConfig, progress: bool, after_epoch):
         self.features, self.windows, self.silence = features, windows, silence
         self.length, self.out_dir = length, out_dir
         self.settings, self.progress = settings, progress
+        self.after_epoch = after_epoch  # called once each epoch is backed up
         self.record_path = out_dir / CHECKPOINTS / "history.json"
 
     def fit(self, vae, mined: MinedPairs, groups: np.ndarray, first: int,
@@ -370,9 +372,12 @@ class _Round:
                                                  write_graph=False, update_freq="epoch"),
                      # Last: a backup holds an epoch only once every log has it. Kept
                      # until the round's model is saved, so no kill loses the round.
+                     # A kill while the backup is written leaves the one before.
                      keras.callbacks.BackupAndRestore(
                          str(self.out_dir / CHECKPOINTS / BACKUP / f"round-{number}"),
-                         delete_checkpoint=False)]
+                         double_checkpoint=True, delete_checkpoint=False),
+                     keras.callbacks.LambdaCallback(
+                         on_epoch_end=lambda epoch, logs: self.after_epoch())]
         data = _dataset(features, train_rows, groups, self.windows, self.silence,
                         settings, self.length)
         with contextlib.redirect_stdout(sys.stderr):
@@ -402,6 +407,11 @@ def _check_state(out_dir: Path, state: dict, expected: dict) -> None:
             raise ParameterError(
                 f"{out_dir}: holds an interrupted `tune` of other {what} ({shown}); "
                 "resume it with its own, or pass --overwrite to start again.")
+    if state.get("base_sha256", expected["base_sha256"]) != expected["base_sha256"]:
+        raise ParameterError(
+            f"{out_dir}: holds an interrupted `tune` of a base model that has changed "
+            f"since (its {bundle_module.MODEL_FILE} was trained again?); pass --overwrite "
+            "to start again.")
     old = state.get("settings") or {}
     for name, value in expected["settings"].items():
         if name in old and old[name] != value:
@@ -423,6 +433,17 @@ def _start_or_resume(out_dir: Path, expected: dict) -> dict:
         _check_state(out_dir, state, expected)
         return dict(state, runs=int(state.get("runs", 1)) + 1)
     return dict(expected, rounds=0, runs=1, seconds=0.0)
+
+
+def _fingerprint(base: Bundle) -> Optional[str]:
+    """SHA-256 of the base's model file, or None for a bundle not read from a folder."""
+    if base.path is None:
+        return None
+    digest = hashlib.sha256()
+    with open(Path(base.path) / bundle_module.MODEL_FILE, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _finished_rounds(out_dir: Path, state: dict, total: int) -> int:
@@ -466,10 +487,22 @@ def tune(inputs: Sequence[PathLike], out_dir: PathLike, *, bundle=None,
     paths = audio.find_audio_files(inputs)
     state = _start_or_resume(out_dir, {
         "base": None if base.path is None else str(Path(base.path).resolve()),
+        "base_sha256": _fingerprint(base),
         "recordings": [str(Path(path).resolve()) for path in paths],
         "settings": json.loads(json.dumps(settings.to_dict()))})
     n_more = settings.cross_voice_rounds if settings.cross_voice_epochs else 0
     done = _finished_rounds(out_dir, state, 1 + n_more)
+    # Only the round to run next may resume from a backup: any other is stale (left by
+    # a run whose later rounds were lost with their checkpoint).
+    for stale in (out_dir / CHECKPOINTS / BACKUP).glob("round-*"):
+        if stale.name != f"round-{done + 1}":
+            shutil.rmtree(stale, ignore_errors=True)
+    earlier = float(state["seconds"])  # time earlier runs spent, to their last epoch
+
+    def save_state(**values) -> None:
+        state.update(values, seconds=earlier + time.perf_counter() - started)
+        write_text(out_dir / CHECKPOINTS / STATE_FILE, json.dumps(state))
+
     results, failures = read_recordings(paths, base.config, progress=progress)
     if not results:
         raise AudioError(f"{inputs[0]}: no readable recordings to tune on.")
@@ -493,12 +526,12 @@ def tune(inputs: Sequence[PathLike], out_dir: PathLike, *, bundle=None,
                          f"{len(results)} recordings; the Siamese stage needs recordings "
                          "that repeat their sounds (at least two pairs).")
     mined.save(out_dir / CHECKPOINTS / MINED_FILE, [path for path, _ in results])
-    write_text(out_dir / CHECKPOINTS / STATE_FILE, json.dumps(state))
+    save_state()
     windows = np.concatenate([data.windows for _, data in results])
     silence = np.concatenate([data.silence for _, data in results])
     vae = base.model
     rounds = _Round(features, windows, silence, base.config.input_frames, out_dir,
-                    settings, progress)
+                    settings, progress, save_state)
     if progress:
         print(f"mined {len(mined)} pairs ({len(mined.frames)} aligned frames) in "
               f"{len(results)} recordings", file=sys.stderr)
@@ -537,14 +570,11 @@ def tune(inputs: Sequence[PathLike], out_dir: PathLike, *, bundle=None,
                 card=f"# Model card\n\n`discovery tune` after round {number} of "
                      f"{total}: an intermediate checkpoint of {out_dir}, whose card "
                      "tells the stage.\n")
-            state.update(rounds=number, before=before,
-                         seconds=state["seconds"] + time.perf_counter() - started)
-            started = time.perf_counter()
-            write_text(out_dir / CHECKPOINTS / STATE_FILE, json.dumps(state))
+            save_state(rounds=number, before=before)
             shutil.rmtree(out_dir / CHECKPOINTS / BACKUP / f"round-{number}",
                           ignore_errors=True)
     history = rounds.history(epoch)
-    seconds = state["seconds"] + time.perf_counter() - started
+    seconds = earlier + time.perf_counter() - started
     base_card = ((base.path / bundle_module.CARD_FILE).read_text(encoding="utf-8")
                  if base.path is not None and (base.path / bundle_module.CARD_FILE).is_file()
                  else "# Model card\n")
@@ -564,4 +594,6 @@ def _mined_before(out_dir: Path, recordings: Sequence[Path]) -> Optional[MinedPa
         mined, files = MinedPairs.load(out_dir / CHECKPOINTS / MINED_FILE)
     except (OSError, ValueError, KeyError):
         return None
-    return mined if files == [str(path) for path in recordings] else None
+    same = [str(Path(name).resolve()) for name in files] == [
+        str(Path(path).resolve()) for path in recordings]
+    return mined if same else None

@@ -19,7 +19,8 @@ of training: they are stitched from the same clips, the held-out speaker's inclu
 Prints a table and writes W/loso.json (W/loso-sound.json with --tokens sound; W:
 --work, default runs/abx-loso). A run that
 was killed resumes where it stopped when started again: the interrupted `train` or
-`tune` goes on from its last finished epoch; finished bundles are trained again.
+`tune` goes on from its last finished epoch (a fold's stage 1 is kept while its stage 2
+is cut); finished bundles are trained again.
 """
 
 from __future__ import annotations
@@ -104,7 +105,10 @@ def main(argv=None) -> int:
         if args.score_only:
             seconds = json.loads((work / "seconds.json").read_text()) if (
                 work / "seconds.json").is_file() else {}
-        elif args.reuse_stage1 and (work / "vae" / "model.keras").is_file():
+        elif (work / "vae" / "model.keras").is_file() and (args.reuse_stage1 or (
+                (work / "tuned" / "checkpoints" / "tune_state.json").is_file()
+                and not (work / "tuned" / "model.keras").is_file())):
+            # Kept when asked, and when its stage 2 was cut: that resumes on it.
             seconds["stage 1"] = json.loads((work / "vae-seconds.json").read_text())
         else:
             seconds["stage 1"] = _discovery("train", train_dir, "--out", work / "vae",

@@ -22,9 +22,9 @@ Seeded; one command each:
 
 Training logs and checkpoints stay in `runs/train-<model>/` (`<out>-training/` when
 `--out` is given); only the bundle (`model.keras`, `config.json`, `MODEL_CARD.md`) is
-copied into `--out`. Run again after a kill, a stage that was cut resumes at its last
-finished epoch (with `--stage1 runs/train-default` when stage 1 had finished); a
-finished stage is trained again from scratch.
+copied into `--out`. Run again after a kill, the stage that was cut resumes at its last
+finished epoch (stage 1 kept when stage 2 was cut); a finished run is trained again
+from scratch.
 """
 
 from __future__ import annotations
@@ -46,6 +46,12 @@ def _finished(folder: Path) -> bool:
     """Whether `folder` holds a finished bundle (trained again from scratch); a killed
     run's folder resumes instead."""
     return (folder / "model.keras").is_file()
+
+
+def _tune_cut(folder: Path) -> bool:
+    """Whether `folder` holds a `tune` that was killed after its pairs were mined: its
+    stage 1 must stay as it is for it to resume."""
+    return (folder / "checkpoints" / "tune_state.json").is_file() and not _finished(folder)
 
 
 def default_data(work: Path) -> tuple:
@@ -145,9 +151,12 @@ def main(argv=None) -> int:
     command = "python scripts/train_default.py " + " ".join(
         sys.argv[1:] if argv is None else argv)
     seconds = 0.0
-    if args.stage1 is None:
+    tuned = work.with_name(work.name + "-tuned")
+    if args.stage1 is None and not (args.model == "default" and _finished(work)
+                                    and _tune_cut(tuned)):
         # The script's own work folder: a rerun after a finished run retrains from
         # scratch, seeded; after a killed one it resumes at the last finished epoch.
+        # A finished stage 1 whose stage 2 was cut is kept, and stage 2 resumes.
         seconds += training.train(inputs, work, config, command=command.strip(),
                                   overwrite=_finished(work)).seconds
     stage1 = args.stage1.resolve() if args.stage1 else work
@@ -163,7 +172,7 @@ def main(argv=None) -> int:
             settings = settings.replace(cross_voice_epochs=args.cross_voice_epochs)
         if args.cross_voice_rounds is not None:
             settings = settings.replace(cross_voice_rounds=args.cross_voice_rounds)
-        final = work.with_name(work.name + "-tuned")
+        final = tuned
         seconds += tune([SHARED_RELATIVE / "fsdd"], final, bundle=stage1, settings=settings,
                         command=command.strip(), overwrite=_finished(final)).seconds
     trained = bundle.Bundle.load(final)

@@ -134,50 +134,68 @@ def test_a_killed_tune_resumes_where_it_stopped(base, tmp_path, monkeypatch):
     from discovery import tuning
     from discovery.nn.callbacks import PairSeparation
 
-    settings = SiameseConfig(epochs=2, cross_voice_epochs=1, steps_per_epoch=2,
-                             pair_batch_size=16, batch_size=8)
+    # Three rounds of two epochs: round 1 is epochs 0-1, round 2 epochs 2-3, round 3 4-5.
+    settings = SiameseConfig(epochs=2, cross_voice_epochs=2, cross_voice_rounds=2,
+                             steps_per_epoch=2, pair_batch_size=16, batch_size=8)
     out, inputs = tmp_path / "tuned", [DATA / "fsdd"]
-    epochs_run = []
+    checkpoints = out / "checkpoints"
 
-    def count(self, epoch, logs=None):
-        epochs_run.append(epoch)
+    def run(kill_at=None, **patches):
+        """One `tune` call, killed as epoch `kill_at` begins (the one before it backed
+        up); the epochs it began."""
+        begun = []
 
-    # Killed as the first round's second epoch begins: the first one is backed up.
-    def kill_at_second_epoch(self, epoch, logs=None):
-        if epoch == 1:
-            raise Killed
+        def begin(self, epoch, logs=None):
+            if epoch == kill_at:
+                raise Killed
+            begun.append(epoch)
 
-    with monkeypatch.context() as patch:
-        patch.setattr(PairSeparation, "on_epoch_begin", kill_at_second_epoch)
-        with pytest.raises(Killed):
-            tune(inputs, out, bundle=base, settings=settings, progress=False)
+        with monkeypatch.context() as patch:
+            patch.setattr(PairSeparation, "on_epoch_begin", begin)
+            for name, value in patches.items():
+                patch.setattr(tuning, name, value)
+            if kill_at is None and "mine_across_voices" not in patches:
+                return begun, tune(inputs, out, bundle=base, settings=settings,
+                                   progress=False)
+            with pytest.raises(Killed):
+                tune(inputs, out, bundle=base, settings=settings, progress=False)
+        return begun, None
+
+    assert run(kill_at=1)[0] == [0]
     # Other settings do not resume it.
     with pytest.raises(ParameterError, match="interrupted `tune` with `epochs` = 2, not 3"):
-        tune(inputs, out, bundle=base, settings=SiameseConfig(**{
-            **settings.to_dict(), "epochs": 3}), progress=False)
+        tune(inputs, out, bundle=base, settings=settings.replace(epochs=3), progress=False)
 
-    # Resumed: the pairs are read back, the round goes on from its second epoch and
-    # its model is kept; killed again as the round across voices begins.
+    # Round 1 goes on from its second epoch, on the pairs read back (not mined again),
+    # and its model is kept; killed as the first round across voices begins.
     mined_again = []
-    with monkeypatch.context() as patch:
-        patch.setattr(PairSeparation, "on_epoch_begin", count)
-        patch.setattr(tuning, "mine_pairs", lambda *args, **kwargs: mined_again.append(1))
-        patch.setattr(tuning, "mine_across_voices", kill)
-        with pytest.raises(Killed):
-            tune(inputs, out, bundle=base, settings=settings, progress=False)
-    assert not mined_again and epochs_run == [1]
-    assert (out / "checkpoints" / "round-1" / "model.keras").is_file()
+    begun, _ = run(mine_pairs=lambda *args, **kwargs: mined_again.append(1),
+                   mine_across_voices=kill)
+    assert begun == [1] and not mined_again
+    assert (checkpoints / "round-1" / "model.keras").is_file()
+    before = json.loads((checkpoints / "tune_state.json").read_text())["before"]
 
-    # Resumed after round 1: only the round across voices runs.
-    epochs_run.clear()
-    with monkeypatch.context() as patch:
-        patch.setattr(PairSeparation, "on_epoch_begin", count)
-        result = tune(inputs, out, bundle=base, settings=settings, progress=False)
-    assert epochs_run == [2]
-    assert len(result.history["siamese_loss"]) == 3 and result.cross is not None
-    assert 0 <= result.pair_roc_auc_before <= 1
-    assert "over 3 runs (resumed after a kill)" in (out / "MODEL_CARD.md").read_text()
-    assert not (out / "checkpoints" / "backup").exists()
+    # Round 2 starts from round 1's model; killed after its first epoch.
+    seen = []
+    mine = tuning.mine_across_voices
+
+    def mine_and_look(vae, *args, **kwargs):
+        seen.append(vae.get_weights())
+        return mine(vae, *args, **kwargs)
+
+    assert run(kill_at=3, mine_across_voices=mine_and_look)[0] == [2]
+    kept = Bundle.load(checkpoints / "round-1").model.get_weights()
+    assert all(np.array_equal(a, b) for a, b in zip(seen[0], kept))
+    # Round 2 resumes at its second epoch, round 3 is killed after its first.
+    assert run(kill_at=5)[0] == [3, 4]
+    assert (checkpoints / "round-2" / "model.keras").is_file()
+    # Two rounds finished: round 3 resumes at its second epoch, and the run ends.
+    begun, result = run()
+    assert begun == [5]
+    assert len(result.history["siamese_loss"]) == 6 and result.cross is not None
+    assert result.pair_roc_auc_before == before
+    assert "over 5 runs (resumed after a kill)" in (out / "MODEL_CARD.md").read_text()
+    assert not (checkpoints / "backup").exists()
     Bundle.load(out)
 
 
