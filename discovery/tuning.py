@@ -435,6 +435,14 @@ def _start_or_resume(out_dir: Path, expected: dict) -> dict:
     return dict(expected, rounds=0, runs=1, seconds=0.0)
 
 
+def interrupted(out_dir: PathLike) -> bool:
+    """Whether `out_dir` holds a `tune` killed after its pairs were mined: started
+    again on the same base, it resumes (so that base must be kept as it is)."""
+    out_dir = Path(out_dir)
+    return ((out_dir / CHECKPOINTS / STATE_FILE).is_file()
+            and not (out_dir / bundle_module.MODEL_FILE).is_file())
+
+
 def _fingerprint(base: Bundle) -> Optional[str]:
     """SHA-256 of the base's model file, or None for a bundle not read from a folder."""
     if base.path is None:

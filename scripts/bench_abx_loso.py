@@ -84,6 +84,8 @@ def main(argv=None) -> int:
     parser.add_argument("--tokens", choices=("whole", "sound"), default="whole",
                         help="abx --tokens: whole files (default) or their sound spans")
     args = parser.parse_args(argv)
+    from discovery.tuning import interrupted
+
     if not FSDD.is_dir():
         print(f"{FSDD} is not present", file=sys.stderr)
         return 2
@@ -105,9 +107,8 @@ def main(argv=None) -> int:
         if args.score_only:
             seconds = json.loads((work / "seconds.json").read_text()) if (
                 work / "seconds.json").is_file() else {}
-        elif (work / "vae" / "model.keras").is_file() and (args.reuse_stage1 or (
-                (work / "tuned" / "checkpoints" / "tune_state.json").is_file()
-                and not (work / "tuned" / "model.keras").is_file())):
+        elif (work / "vae" / "model.keras").is_file() and (
+                args.reuse_stage1 or interrupted(work / "tuned")):
             # Kept when asked, and when its stage 2 was cut: that resumes on it.
             seconds["stage 1"] = json.loads((work / "vae-seconds.json").read_text())
         else:

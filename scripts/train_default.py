@@ -48,12 +48,6 @@ def _finished(folder: Path) -> bool:
     return (folder / "model.keras").is_file()
 
 
-def _tune_cut(folder: Path) -> bool:
-    """Whether `folder` holds a `tune` that was killed after its pairs were mined: its
-    stage 1 must stay as it is for it to resume."""
-    return (folder / "checkpoints" / "tune_state.json").is_file() and not _finished(folder)
-
-
 def default_data(work: Path) -> tuple:
     """(training inputs, annotated recordings to score, a note on the scores)."""
     recordings = sorted((SHARED / "recordings").glob("rec_*.wav"))
@@ -151,9 +145,11 @@ def main(argv=None) -> int:
     command = "python scripts/train_default.py " + " ".join(
         sys.argv[1:] if argv is None else argv)
     seconds = 0.0
+    from discovery.tuning import interrupted
+
     tuned = work.with_name(work.name + "-tuned")
     if args.stage1 is None and not (args.model == "default" and _finished(work)
-                                    and _tune_cut(tuned)):
+                                    and interrupted(tuned)):
         # The script's own work folder: a rerun after a finished run retrains from
         # scratch, seeded; after a killed one it resumes at the last finished epoch.
         # A finished stage 1 whose stage 2 was cut is kept, and stage 2 resumes.

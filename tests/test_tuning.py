@@ -162,6 +162,7 @@ def test_a_killed_tune_resumes_where_it_stopped(base, tmp_path, monkeypatch):
         return begun, None
 
     assert run(kill_at=1)[0] == [0]
+    assert tuning.interrupted(out)
     # Other settings do not resume it.
     with pytest.raises(ParameterError, match="interrupted `tune` with `epochs` = 2, not 3"):
         tune(inputs, out, bundle=base, settings=settings.replace(epochs=3), progress=False)
@@ -195,7 +196,7 @@ def test_a_killed_tune_resumes_where_it_stopped(base, tmp_path, monkeypatch):
     assert len(result.history["siamese_loss"]) == 6 and result.cross is not None
     assert result.pair_roc_auc_before == before
     assert "over 5 runs (resumed after a kill)" in (out / "MODEL_CARD.md").read_text()
-    assert not (checkpoints / "backup").exists()
+    assert not (checkpoints / "backup").exists() and not tuning.interrupted(out)
     Bundle.load(out)
 
 
