@@ -97,6 +97,18 @@ def _clear(out_dir: Path) -> None:
                              f"({error.strerror or error}).") from None
 
 
+def refuse_other_settings(out_dir: Path, command: str, old: Dict[str, object],
+                          new: Dict[str, object]) -> None:
+    """Refuse to resume an interrupted `command` whose recorded settings `old` differ
+    from `new` (a name missing from `old` was added since and cannot refuse)."""
+    for name, value in new.items():
+        if name in old and old[name] != value:
+            raise ParameterError(
+                f"{out_dir}: holds an interrupted `{command}` with `{name}` = "
+                f"{old[name]!r}, not {value!r}; resume it with its settings, or pass "
+                "--overwrite to start again.")
+
+
 def _check_resume(out_dir: Path, config: PipelineConfig) -> None:
     """An interrupted run resumes only with the settings it started with."""
     path = out_dir / CHECKPOINTS / RUN_CONFIG
@@ -106,14 +118,13 @@ def _check_resume(out_dir: Path, config: PipelineConfig) -> None:
         before = PipelineConfig.from_json(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ParameterError):
         return  # an unreadable record cannot refuse; Keras checks the weights
-    for section in ("features", "windows", "silence", "model"):
-        old, new = getattr(before, section).to_dict(), getattr(config, section).to_dict()
-        for name in old:
-            if old[name] != new[name]:
-                raise ParameterError(
-                    f"{out_dir}: holds an interrupted run with `{section}.{name}` = "
-                    f"{old[name]!r}, not {new[name]!r}; resume it with its settings, "
-                    "or pass --overwrite to start again.")
+    sections = ("features", "windows", "silence", "model")
+    refuse_other_settings(
+        out_dir, "train",
+        {f"{section}.{name}": value for section in sections
+         for name, value in getattr(before, section).to_dict().items()},
+        {f"{section}.{name}": value for section in sections
+         for name, value in getattr(config, section).to_dict().items()})
 
 
 def prepare_out_dir(out_dir, config: PipelineConfig, *, inputs: Sequence,
@@ -191,8 +202,9 @@ def _callbacks(config: PipelineConfig, out_dir: Path, monitored: WindowSet,
         # Last, so that every value the callbacks above add to the logs is written.
         keras.callbacks.TensorBoard(log_dir=str(logs), write_graph=False,
                                     update_freq="epoch"),
+        # Double: a kill while the backup is written leaves the one before readable.
         keras.callbacks.BackupAndRestore(str(checkpoints / "backup"),
-                                         delete_checkpoint=True),
+                                         double_checkpoint=True, delete_checkpoint=True),
     ]
     return callbacks, record
 

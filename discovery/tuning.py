@@ -56,7 +56,7 @@ from discovery.frontend.audio import PathLike
 from discovery.frontend.recording import analyse
 from discovery.frontend.segments import find_segments
 from discovery.mining import MinedPairs, join, mine_pairs, voice_clusters
-from discovery.training import CHECKPOINTS, prepare_out_dir
+from discovery.training import CHECKPOINTS, prepare_out_dir, refuse_other_settings
 
 # Held-out window pairs scored each epoch (the score's noise is about 0.01 at 2,000).
 N_VALIDATION_PAIRS = 2000
@@ -412,13 +412,8 @@ def _check_state(out_dir: Path, state: dict, expected: dict) -> None:
             f"{out_dir}: holds an interrupted `tune` of a base model that has changed "
             f"since (its {bundle_module.MODEL_FILE} was trained again?); pass --overwrite "
             "to start again.")
-    old = state.get("settings") or {}
-    for name, value in expected["settings"].items():
-        if name in old and old[name] != value:
-            raise ParameterError(
-                f"{out_dir}: holds an interrupted `tune` with `{name}` = {old[name]!r}, "
-                f"not {value!r}; resume it with its settings, or pass --overwrite to "
-                "start again.")
+    refuse_other_settings(out_dir, "tune", state.get("settings") or {},
+                          expected["settings"])
 
 
 def _start_or_resume(out_dir: Path, expected: dict) -> dict:

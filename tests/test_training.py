@@ -135,7 +135,7 @@ def test_interrupted_run_resumes_at_its_last_epoch(tmp_path, digit_clip):
     assert not (tmp_path / "model.keras").exists()
     # An interrupted run resumes only with the settings it started with.
     other = config.replace(model=config.model.replace(latent_dim=8))
-    with pytest.raises(ParameterError, match=r"interrupted run with `model.latent_dim`"):
+    with pytest.raises(ParameterError, match=r"interrupted `train` with `model.latent_dim`"):
         training.train([digit_clip.parent], tmp_path, other, progress=False)
     seen = []
 
