@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import List, NamedTuple, Optional, Sequence
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from discovery import bundle as bundle_module
 from discovery.bundle import Bundle
@@ -256,7 +257,8 @@ def tuning_card(base_card: str, *, settings: SiameseConfig, inputs: Sequence[Pat
 
 
 def frame_embeddings(vae, features: Sequence[np.ndarray],
-                     segments: Optional[Sequence[np.ndarray]] = None) -> List[np.ndarray]:
+                     segments: Optional[Sequence[np.ndarray]] = None, *,
+                     progress: bool = False) -> List[np.ndarray]:
     """Each recording's frames as the encoder sees them: the embedding (`z_mean`) of
     the window centred on each frame, in chunks so that a long recording's windows
     never sit in memory at once.
@@ -267,12 +269,14 @@ def frame_embeddings(vae, features: Sequence[np.ndarray],
         segments: one (n_segments, 2) array of [start, end) frame bounds per
             recording, or None. When given, only frames inside a segment are
             embedded (all that mining reads) and the rest are left zero.
+        progress: bool. Show a progress bar over recordings. Defaults to False.
 
     Returns:
         one (n_frames, latent_dim) float32 array per recording.
     """
     out = []
-    for index, values in enumerate(features):
+    for index, values in enumerate(tqdm(features, unit="recording", disable=not progress,
+                                        desc="embedding frames")):
         if segments is None:
             frames = np.arange(len(values))
         else:
@@ -310,7 +314,8 @@ def mine_across_voices(vae, features: Sequence[np.ndarray],
                                 seed=settings.seed)
     mined = mine_pairs(features, segments, n_candidates=settings.n_candidates,
                        mutual_top=settings.mutual_top, path_step=settings.path_step,
-                       learned=frame_embeddings(vae, features, segments), voices=voices,
+                       learned=frame_embeddings(vae, features, segments,
+                                                progress=progress), voices=voices,
                        progress=progress)
     return mined, voices
 
