@@ -76,6 +76,35 @@ def test_decoder_output_shape_is_exact_for_any_feature_count(features, kernel):
     assert reconstruction.min() >= 0.0 and reconstruction.max() <= 1.0
 
 
+@pytest.mark.parametrize("features, kernel", [(16, (3, 16)), (15, (4, 5)), (7, (8, 8))])
+def test_convolutions_compute_what_same_padding_computes(features, kernel):
+    # The layers pad and crop explicitly (faster on some CPUs); the numbers must stay
+    # those of Keras's 'same' layers, which the shipped models were trained with.
+    rng = np.random.default_rng(0)
+    encoder = build_encoder(input_frames=FRAMES, input_features=features,
+                            conv_filters=4, conv_kernel=kernel, bilstm_units=8,
+                            lstm_units=8, latent_dim=LATENT, seed=0)
+    conv = encoder.get_layer("conv")
+    same = keras.layers.Conv2D(4, kernel, padding="same", activation="relu")
+    windows = rng.random((2, FRAMES, features, 1)).astype("float32")
+    same.build(windows.shape)
+    same.set_weights(conv.get_weights())
+    padded = encoder.get_layer("conv_padding")(windows)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(conv(padded)),
+                               keras.ops.convert_to_numpy(same(windows)), atol=1e-5)
+    decoder = build_decoder(input_frames=FRAMES, input_features=features,
+                            latent_dim=LATENT, decoder_units=8, decoder_filters=2,
+                            conv_kernel=kernel)
+    deconvolution = decoder.get_layer("deconvolution")
+    maps = rng.random((2, FRAMES, features, 2)).astype("float32")
+    same = keras.layers.Conv2DTranspose(1, kernel, padding="same", activation="sigmoid")
+    same.build(maps.shape)
+    same.set_weights(deconvolution.get_weights())
+    ours = decoder.get_layer("sigmoid")(decoder.get_layer("crop")(deconvolution(maps)))
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(ours),
+                               keras.ops.convert_to_numpy(same(maps)), atol=1e-5)
+
+
 def test_silence_head_outputs_probabilities():
     head = build_silence_head(latent_dim=LATENT, silence_units=4)
     assert head.output.shape == (None, 1)
