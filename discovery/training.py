@@ -118,13 +118,12 @@ def _check_resume(out_dir: Path, config: PipelineConfig) -> None:
         before = PipelineConfig.from_json(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ParameterError):
         return  # an unreadable record cannot refuse; Keras checks the weights
-    sections = ("features", "windows", "silence", "model")
-    refuse_other_settings(
-        out_dir, "train",
-        {f"{section}.{name}": value for section in sections
-         for name, value in getattr(before, section).to_dict().items()},
-        {f"{section}.{name}": value for section in sections
-         for name, value in getattr(config, section).to_dict().items()})
+    def settings(run: PipelineConfig) -> Dict[str, object]:
+        return {f"{section}.{name}": value
+                for section in ("features", "windows", "silence", "model")
+                for name, value in getattr(run, section).to_dict().items()}
+
+    refuse_other_settings(out_dir, "train", settings(before), settings(config))
 
 
 def prepare_out_dir(out_dir, config: PipelineConfig, *, inputs: Sequence,

@@ -7,7 +7,7 @@ from typing import Optional, Tuple
 import keras
 from keras import layers
 
-from discovery.nn.layers import Sampling
+from discovery.nn.layers import Sampling, same_padding
 
 
 def build_encoder(
@@ -54,10 +54,7 @@ def build_encoder(
     # 'same' padding made explicit (as TensorFlow pads: the odd cell after), then a
     # 'valid' convolution: the same numbers, but on some CPUs (AMD EPYC, AVX2)
     # TensorFlow's 'same' path for a kernel as tall as the spectrum ran 3x slower.
-    frames, features = conv_kernel
-    x = layers.ZeroPadding2D(
-        (((frames - 1) // 2, frames // 2), ((features - 1) // 2, features // 2)),
-        name="conv_padding")(windows)
+    x = layers.ZeroPadding2D(same_padding(conv_kernel), name="conv_padding")(windows)
     x = layers.Conv2D(
         conv_filters, tuple(conv_kernel), padding="valid", activation="relu", name="conv"
     )(x)

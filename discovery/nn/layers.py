@@ -1,16 +1,24 @@
 """Custom layers of the discovery VAE.
 
-Only what Keras lacks lives here: the reparameterisation step. Pooling over the whole
+Only what Keras lacks lives here: the reparameterisation step, and the cells that
+'same' padding adds around a convolution (`same_padding`). Pooling over the whole
 frequency axis is a plain `MaxPooling2D(pool_size=(1, n_features))` followed by a
 `Reshape` (see `encoder.py`), which keeps the seed-v4 layer list recognisable.
 """
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Tuple
 
 import keras
 from keras import layers, ops
+
+
+def same_padding(kernel: Tuple[int, int]) -> Tuple[Tuple[int, int], Tuple[int, int]]:
+    """The ((before, after), (before, after)) cells TensorFlow's 'same' padding adds
+    around a stride-1 convolution with this kernel, the odd cell after; a 'valid'
+    convolution transposed is cropped by as many to give 'same' back."""
+    return tuple(((size - 1) // 2, size // 2) for size in kernel)
 
 
 @keras.saving.register_keras_serializable(package="discovery")
