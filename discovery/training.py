@@ -347,6 +347,9 @@ def train(inputs: Sequence[PathLike], out_dir: PathLike, config: PipelineConfig,
     with _strategy().scope():
         model = build_vae(config)
         model.compile(optimizer=keras.optimizers.Adam(training.learning_rate))
+        # Built before `fit`: an optimizer that creates its variables in the first
+        # step makes TensorFlow trace the train step twice.
+        model.optimizer.build(model.trainable_weights)
     standard, record = _callbacks(config, out_dir, monitored, validation_set is not None)
     callbacks = list(callbacks) + standard
     # Keras prints its epoch lines on stdout; every other progress line of discovery goes

@@ -371,6 +371,8 @@ class _Round:
                            stretch=settings.stretch, level=settings.level,
                            augment_both=settings.augment_both, seed=settings.seed)
         model.compile(optimizer=keras.optimizers.Adam(settings.learning_rate))
+        # Built before `fit`, as in `training.train`: one trace of the step, not two.
+        model.optimizer.build(vae.trainable_weights)
         self.record = TrainingRecord(self.record_path)
         callbacks = [separation, keras.callbacks.TerminateOnNaN(), self.record,
                      keras.callbacks.TensorBoard(log_dir=str(self.out_dir / "logs"),
