@@ -70,6 +70,11 @@ EMBED_CHUNK = 4096
 STATE_FILE = "tune_state.json"
 # Keras's epoch backups of the round being trained, one folder per round.
 BACKUP = "backup"
+# Linked pairs stop being masked when their groups would hide more than this share of
+# a batch's negatives: the pair graph has then joined most segments into one group,
+# which no longer tells sounds apart (on a small corpus, everything), and masking it
+# would leave InfoNCE almost no negatives. The shipped model's data masked ~1/6.
+MAX_MASKED_SHARE = 0.25
 
 
 @dataclasses.dataclass
@@ -198,6 +203,13 @@ def _split(mined: MinedPairs, settings: SiameseConfig) -> tuple:
     return mined.frames[~is_held], mined.frames[is_held]
 
 
+def masked_share(groups: np.ndarray) -> float:
+    """The share of a batch's negatives that masking linked pairs hides: the chance
+    that two pairs drawn at random share a group."""
+    counts = np.bincount(groups) if len(groups) else np.zeros(1)
+    return float(np.sum((counts / max(len(groups), 1)) ** 2))
+
+
 def _objective(settings: SiameseConfig) -> str:
     if settings.objective == "infonce":
         linked = (", pairs the mining linked not each other's negatives"
@@ -218,8 +230,11 @@ def _augmentation(settings: SiameseConfig) -> str:
 
 def tuning_card(base_card: str, *, settings: SiameseConfig, inputs: Sequence[PathLike],
                 mined: MinedPairs, history: dict, before: float, seconds: float,
-                command: str, cross: Optional[MinedPairs] = None, runs: int = 1) -> str:
-    """The base bundle's model card with a section on the Siamese stage."""
+                command: str, cross: Optional[MinedPairs] = None, runs: int = 1,
+                unmasked: Optional[dict] = None) -> str:
+    """The base bundle's model card with a section on the Siamese stage; `unmasked`
+    maps the rounds trained without masking linked pairs to the share of negatives
+    it would have hidden."""
     lines = ["", "## Siamese stage (`discovery tune`)", "",
              f"- Command: `{command}`",
              f"- Data: {', '.join(str(p) for p in inputs)}; no label or annotation read.",
@@ -244,6 +259,12 @@ def tuning_card(base_card: str, *, settings: SiameseConfig, inputs: Sequence[Pat
             f"the first pairs{' each round' if rounds > 1 else ''}; "
             f"{'its' if rounds == 1 else 'the last'} pairs: {len(cross)}, "
             f"{len(cross.frames)} aligned frames.")
+    if unmasked and settings.mask_linked and settings.objective == "infonce":
+        shares = ", ".join(f"round {number}: {share:.0%}"
+                           for number, share in sorted(unmasked.items()))
+        lines.append(f"- Linked pairs not masked in some rounds: their groups would have "
+                     f"hidden more than {MAX_MASKED_SHARE:.0%} of the negatives "
+                     f"({shares}).")
     if "val_pair_roc_auc" in history:
         lines.append(f"- Held-out pairs' ROC-AUC: {before:.3f} before, "
                      f"{history['val_pair_roc_auc'][-1]:.3f} after.")
@@ -331,6 +352,7 @@ class _Round:
         self.settings, self.progress = settings, progress
         self.after_epoch = after_epoch  # called once each epoch is backed up
         self.record_path = out_dir / CHECKPOINTS / "history.json"
+        self.unmasked = {}  # round number -> share masking would have hidden
 
     def fit(self, vae, mined: MinedPairs, groups: np.ndarray, first: int,
             last: int, number: int) -> float:
@@ -355,6 +377,13 @@ class _Round:
         shown = np.random.default_rng(settings.seed).integers(len(self.windows),
                                                                size=len(held_a))
         groups = groups if settings.mask_linked else None
+        if groups is not None and masked_share(groups[train_rows[:, 0]]) > MAX_MASKED_SHARE:
+            self.unmasked[number] = masked_share(groups[train_rows[:, 0]])
+            if self.progress:
+                print(f"round {number}: linked pairs are not masked: their groups would "
+                      f"hide {self.unmasked[number]:.0%} of the negatives (most pairs "
+                      "are linked into one group)", file=sys.stderr)
+            groups = None
         held = {"a": held_a, "b": held_b, "windows": self.windows[shown],
                 "silence": self.silence[shown]}
         if groups is not None:
@@ -546,6 +575,12 @@ def tune(inputs: Sequence[PathLike], out_dir: PathLike, *, bundle=None,
         print(f"mined {len(mined)} pairs ({len(mined.frames)} aligned frames) in "
               f"{len(results)} recordings", file=sys.stderr)
     cross, voices = None, None
+
+    def unmasked() -> dict:
+        """Rounds trained without the masking, this run's and earlier runs'."""
+        return {**state.get("unmasked", {}),
+                **{str(number): share for number, share in rounds.unmasked.items()}}
+
     segments = [recording.segments for _, recording in results]
     total = 1 + n_more
     if done:  # the encoder as the last finished round left it
@@ -580,7 +615,7 @@ def tune(inputs: Sequence[PathLike], out_dir: PathLike, *, bundle=None,
                 card=f"# Model card\n\n`discovery tune` after round {number} of "
                      f"{total}: an intermediate checkpoint of {out_dir}, whose card "
                      "tells the stage.\n")
-            save_state(rounds=number, before=before)
+            save_state(rounds=number, before=before, unmasked=unmasked())
             shutil.rmtree(out_dir / CHECKPOINTS / BACKUP / f"round-{number}",
                           ignore_errors=True)
     history = rounds.history(epoch)
@@ -591,7 +626,7 @@ def tune(inputs: Sequence[PathLike], out_dir: PathLike, *, bundle=None,
     card = tuning_card(base_card, settings=settings, inputs=inputs, mined=mined,
                        history=history, before=before, seconds=seconds,
                        command=command or "discovery.tuning.tune(...)", cross=cross,
-                       runs=state["runs"])
+                       runs=state["runs"], unmasked=unmasked())
     bundle_module.save_bundle(vae, base.config, out_dir, card=card)
     # Finished: nothing left to resume.
     shutil.rmtree(out_dir / CHECKPOINTS / BACKUP, ignore_errors=True)

@@ -13,7 +13,8 @@ from discovery.cli import main
 from discovery.config import SiameseConfig
 from discovery.errors import AudioError, ParameterError
 from discovery.nn import build_vae, get_preset
-from discovery.tuning import centred_windows, frame_embeddings, tune, tuning_card
+from discovery.tuning import (centred_windows, frame_embeddings, masked_share, tune,
+                              tuning_card)
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 TINY = get_preset("tiny")
@@ -87,6 +88,10 @@ def test_tuned_bundle_loads_with_the_base_settings_and_new_weights(base, tuned):
             checkpoint.model.encoder.get_weights(), after.encoder.get_weights()))
     assert not (tuned.bundle_dir / "checkpoints" / "round-3").exists()
     assert 0 <= tuned.history["val_pair_roc_auc"][-1] <= 1
+    # The sample data's pairs are all linked into one group: masking them would leave
+    # InfoNCE no negatives, so it is dropped, the card says so, and the term trains.
+    assert "Linked pairs not masked in some rounds" in card and "round 3: 100%" in card
+    assert min(tuned.history["siamese_loss"]) > 0
     # Tuning a tuned bundle keeps one Siamese section, the newest.
     again = tuning_card(card, settings=QUICK, inputs=["x"], mined=tuned.mined,
                         history=tuned.history, before=0.5, seconds=1, command="again")
@@ -195,9 +200,18 @@ def test_a_killed_tune_resumes_where_it_stopped(base, tmp_path, monkeypatch):
     assert begun == [5]
     assert len(result.history["siamese_loss"]) == 6 and result.cross is not None
     assert result.pair_roc_auc_before == before
-    assert "over 5 runs (resumed after a kill)" in (out / "MODEL_CARD.md").read_text()
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "over 5 runs (resumed after a kill)" in card
+    # Rounds run in earlier processes are told too.
+    assert "(round 1: 100%, round 2: 100%, round 3: 100%)" in card
     assert not (checkpoints / "backup").exists() and not tuning.interrupted(out)
     Bundle.load(out)
+
+
+def test_masked_share_is_the_chance_that_two_pairs_share_a_group():
+    assert masked_share(np.zeros(10, np.int64)) == 1.0
+    assert masked_share(np.arange(4)) == pytest.approx(0.25)
+    assert masked_share(np.array([0, 0, 0, 1])) == pytest.approx(0.75 ** 2 + 0.25 ** 2)
 
 
 def test_recordings_that_never_repeat_a_sound_are_a_clear_error(base, tmp_path):
