@@ -377,12 +377,13 @@ class _Round:
         shown = np.random.default_rng(settings.seed).integers(len(self.windows),
                                                                size=len(held_a))
         groups = groups if settings.mask_linked else None
-        if groups is not None and masked_share(groups[train_rows[:, 0]]) > MAX_MASKED_SHARE:
-            self.unmasked[number] = masked_share(groups[train_rows[:, 0]])
+        share = 0.0 if groups is None else masked_share(groups[train_rows[:, 0]])
+        if share > MAX_MASKED_SHARE:
+            self.unmasked[number] = share
             if self.progress:
                 print(f"round {number}: linked pairs are not masked: their groups would "
-                      f"hide {self.unmasked[number]:.0%} of the negatives (most pairs "
-                      "are linked into one group)", file=sys.stderr)
+                      f"hide {share:.0%} of the negatives (most pairs are linked into "
+                      "one group)", file=sys.stderr)
             groups = None
         held = {"a": held_a, "b": held_b, "windows": self.windows[shown],
                 "silence": self.silence[shown]}
