@@ -206,8 +206,9 @@ def _split(mined: MinedPairs, settings: SiameseConfig) -> tuple:
 def masked_share(groups: np.ndarray) -> float:
     """The share of a batch's negatives that masking linked pairs hides: the chance
     that two pairs drawn at random share a group."""
-    counts = np.bincount(groups) if len(groups) else np.zeros(1)
-    return float(np.sum((counts / max(len(groups), 1)) ** 2))
+    if not len(groups):
+        return 0.0
+    return float(np.sum((np.bincount(groups) / len(groups)) ** 2))
 
 
 def _objective(settings: SiameseConfig) -> str:
@@ -261,7 +262,8 @@ def tuning_card(base_card: str, *, settings: SiameseConfig, inputs: Sequence[Pat
             f"{len(cross.frames)} aligned frames.")
     if unmasked and settings.mask_linked and settings.objective == "infonce":
         shares = ", ".join(f"round {number}: {share:.0%}"
-                           for number, share in sorted(unmasked.items()))
+                           for number, share in sorted(unmasked.items(),
+                                                       key=lambda item: int(item[0])))
         lines.append(f"- Linked pairs not masked in some rounds: their groups would have "
                      f"hidden more than {MAX_MASKED_SHARE:.0%} of the negatives "
                      f"({shares}).")

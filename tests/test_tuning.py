@@ -12,6 +12,7 @@ from discovery.bundle import Bundle
 from discovery.cli import main
 from discovery.config import SiameseConfig
 from discovery.errors import AudioError, ParameterError
+from discovery.mining import MinedPairs
 from discovery.nn import build_vae, get_preset
 from discovery.tuning import (centred_windows, frame_embeddings, masked_share, tune,
                               tuning_card)
@@ -212,6 +213,16 @@ def test_masked_share_is_the_chance_that_two_pairs_share_a_group():
     assert masked_share(np.zeros(10, np.int64)) == 1.0
     assert masked_share(np.arange(4)) == pytest.approx(0.25)
     assert masked_share(np.array([0, 0, 0, 1])) == pytest.approx(0.75 ** 2 + 0.25 ** 2)
+    assert masked_share(np.zeros(0, np.int64)) == 0.0
+
+
+def test_the_card_lists_unmasked_rounds_in_order():
+    mined = MinedPairs(np.zeros((2, 3), np.int64), np.array([[0, 1]]), np.zeros(1),
+                       np.zeros((0, 5), np.int64))
+    card = tuning_card("# Model card\n", settings=QUICK, inputs=["x"], mined=mined,
+                       history={}, before=0.5, seconds=1, command="c",
+                       unmasked={"10": 0.5, "2": 1.0})
+    assert "(round 2: 100%, round 10: 50%)" in card
 
 
 def test_recordings_that_never_repeat_a_sound_are_a_clear_error(base, tmp_path):
