@@ -256,7 +256,8 @@ def _siamese_settings(args):
     return SiameseConfig(**{name: value for name, value in (
         ("epochs", getattr(args, "epochs", None)), ("seed", getattr(args, "seed", None)),
         ("cross_voice_epochs", getattr(args, "cross_voice_epochs", None)),
-        ("cross_voice_rounds", getattr(args, "cross_voice_rounds", None)))
+        ("cross_voice_rounds", getattr(args, "cross_voice_rounds", None)),
+        ("warp", getattr(args, "warp", None)))
         if value is not None})
 
 
@@ -373,6 +374,10 @@ def build_parser() -> argparse.ArgumentParser:
                            "tuned so far and followed by --cross-voice-epochs epochs "
                            "(default: 1); the model each round but the last ended with "
                            "is kept under DIR/checkpoints/round-N")
+    tune.add_argument("--warp", type=float, metavar="F",
+                      help="largest frequency warp of a pair's second window, a stand-in "
+                           "for another voice: its mel axis is stretched or squeezed by "
+                           "a factor in [1 - F, 1 + F] (default: 0.1; 0 turns it off)")
     tune.add_argument("--seed", type=int, metavar="N")
     tune.add_argument("--overwrite", action="store_true",
                       help="replace a model bundle in DIR (and its logs)")

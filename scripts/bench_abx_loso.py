@@ -16,6 +16,14 @@ of training: they are stitched from the same clips, the held-out speaker's inclu
     python scripts/bench_abx_loso.py --speakers george --vae-epochs 2 --tune-epochs 1
     python scripts/bench_abx_loso.py --score-only --tokens sound   # the same bundles again
 
+Two stage-2 recipes compared on the same fold VAEs (stage 1 alone moves a fold's
+across-speaker error by several points): train stage 1 once, copy each W/<speaker>/vae
+to W2/<speaker>/vae, and tune each copy with its recipe:
+
+    python scripts/bench_abx_loso.py --stage1-only --work W
+    python scripts/bench_abx_loso.py --reuse-stage1 --work W
+    python scripts/bench_abx_loso.py --reuse-stage1 --warp 0.2 --work W2
+
 Prints a table and writes W/loso.json (W/loso-sound.json with --tokens sound; W:
 --work, default runs/abx-loso). A run that
 was killed resumes where it stopped when started again: the interrupted `train` or
@@ -74,6 +82,8 @@ def main(argv=None) -> int:
     parser.add_argument("--cross-voice-rounds", type=int, default=None,
                         help="stage 2 rounds mined across voices (default: the Siamese "
                              "settings'); every round's model is scored")
+    parser.add_argument("--warp", type=float, default=None,
+                        help="stage 2 `tune --warp` (default: the Siamese settings')")
     parser.add_argument("--triplets", type=int, default=2000)
     parser.add_argument("--stage1-only", action="store_true",
                         help="train the stage-1 models and stop")
@@ -120,6 +130,8 @@ def main(argv=None) -> int:
         options = [] if args.tune_epochs is None else ["--epochs", args.tune_epochs]
         if args.cross_voice_rounds is not None:
             options += ["--cross-voice-rounds", args.cross_voice_rounds]
+        if args.warp is not None:
+            options += ["--warp", args.warp]
         if not args.score_only:
             seconds["stage 2"] = _discovery("tune", train_dir, "--model", work / "vae",
                                             "--out", work / "tuned",

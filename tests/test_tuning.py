@@ -118,8 +118,9 @@ def test_tune_command_leaves_the_base_alone_and_refuses_a_second_run(base, tmp_p
     out = tmp_path / "tuned"
     assert main(["tune", str(DATA / "fsdd"), str(DATA / "recordings"), "--model", str(base),
                  "--out", str(out), "--epochs", "1", "--cross-voice-epochs", "0",
-                 "--quiet"]) == 0
+                 "--warp", "0.2", "--quiet"]) == 0
     assert (out / "model.keras").is_file()
+    assert "frequency warp up to 0.2" in (out / "MODEL_CARD.md").read_text()
     assert not (out / "checkpoints" / "round-1").exists()  # one round: nothing to keep
     assert (base / "model.keras").read_bytes() == model_bytes
     assert main(["tune", str(DATA / "fsdd"), "--model", str(base), "--out", str(out),
@@ -239,3 +240,11 @@ def test_recordings_that_never_repeat_a_sound_are_a_clear_error(base, tmp_path):
 def test_settings_are_checked(name, value):
     with pytest.raises(ParameterError, match=name):
         SiameseConfig(**{name: value})
+
+
+def test_tune_command_refuses_a_warp_out_of_range(tmp_path, capsys):
+    assert main(["tune", str(DATA / "fsdd"), "--out", str(tmp_path / "t"), "--warp", "0.7",
+                 "--quiet"]) == 2
+    error = capsys.readouterr().err
+    assert "warp" in error and "0.7" in error and len(error.strip().splitlines()) == 1
+    assert not (tmp_path / "t").exists()
