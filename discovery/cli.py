@@ -216,7 +216,8 @@ def _run_pairs(args) -> int:
 
     summary = pairs(args.inputs, args.out, label_regex=args.label_regex, bundle=args.model,
                     n_pairs=args.pairs, prefix_frames=args.prefix_frames, seed=args.seed,
-                    overwrite=args.overwrite, progress=not args.quiet)
+                    hop_seconds=args.hop_seconds, overwrite=args.overwrite,
+                    progress=not args.quiet)
     if not args.quiet:
         for name in summary.results:
             for mode, scores in summary.results[name].items():
@@ -528,6 +529,9 @@ def build_parser() -> argparse.ArgumentParser:
     pairs.add_argument("--prefix-frames", type=int, metavar="K",
                        help="also score the first K frames with an open end")
     pairs.add_argument("--seed", type=int, default=0)
+    pairs.add_argument("--hop-seconds", type=float, metavar="S",
+                       help="seconds between the model's windows, a whole number of "
+                            "feature hops (default: the model's own)")
     pairs.add_argument("--overwrite", action="store_true",
                        help="replace an existing pairs.json and pairs.png in DIR")
     pairs.add_argument("--quiet", action="store_true")

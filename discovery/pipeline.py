@@ -650,7 +650,8 @@ def write_embeddings(inputs: Sequence, out_dir, *, bundle=None, overwrite: bool 
 
 
 def pairs(inputs: Sequence, out_dir, *, label_regex: str, bundle=None, n_pairs: int = 1000,
-          prefix_frames: Optional[int] = None, seed: int = 0, overwrite: bool = False,
+          prefix_frames: Optional[int] = None, seed: int = 0,
+          hop_seconds: Optional[float] = None, overwrite: bool = False,
           progress: bool = True) -> PairsSummary:
     """`discovery pairs`: Siamese-pair DTW evaluation of features and embeddings.
 
@@ -667,6 +668,8 @@ def pairs(inputs: Sequence, out_dir, *, label_regex: str, bundle=None, n_pairs: 
         prefix_frames: int >= 1 or None. Also score the first K frames with an open
             end. Defaults to None.
         seed: int. Seeds the choice of pairs. Defaults to 0.
+        hop_seconds: seconds between the model's windows (`Bundle.with_hop`); None for
+            the bundle's own.
 
     Raises:
         ParameterError: labels, pair settings or `out_dir` are refused, all before the
@@ -680,6 +683,7 @@ def pairs(inputs: Sequence, out_dir, *, label_regex: str, bundle=None, n_pairs: 
     files.refuse_existing([out / "pairs.json", out / "pairs.png"], overwrite=overwrite)
     if not isinstance(bundle, Bundle):
         bundle = Bundle.load(bundle)
+    bundle = bundle.with_hop(hop_seconds)
     recordings, embed_failures = embed_with_features(paths, model=bundle.model,
                                                      config=bundle.config,
                                                      progress=progress)
@@ -692,7 +696,8 @@ def pairs(inputs: Sequence, out_dir, *, label_regex: str, bundle=None, n_pairs: 
                                             prefix_frames=prefix_frames, seed=seed)
     files.write_text(out / "pairs.json", json.dumps(
         {"n_files": len(recordings), "n_labels": int(len(set(labels))),
-         "label_regex": label_regex, "model": str(bundle.path), "results": results},
+         "label_regex": label_regex, "model": str(bundle.path),
+         "hop_seconds": bundle.config.windows.hop_seconds, "results": results},
         indent=2))
     with files.atomic_path(out / "pairs.png") as temporary:
         temporary.write_bytes(plots.distance_histograms_png(distances))

@@ -186,6 +186,23 @@ def test_pairs_writes_json_and_png(tmp_path):
     assert summary.n_files == 10 and not summary.failures
     written = json.loads((tmp_path / "pairs.json").read_text())
     assert written["model"] == str(default_model_dir())
+    assert written["hop_seconds"] == 0.08  # the shipped model's own
     assert written["results"] == summary.results
     assert set(summary.results) == {"raw", "latent"}
     assert (tmp_path / "pairs.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_pairs_embed_at_the_hop_asked_for(tmp_path):
+    from pathlib import Path
+
+    from discovery.errors import ParameterError
+    from discovery.pipeline import pairs
+
+    data = Path(__file__).resolve().parent.parent / "data"
+    pairs([data / "fsdd"], tmp_path, label_regex=r"^\d_([a-z]+)_", n_pairs=5,
+          hop_seconds=0.04, progress=False)
+    assert json.loads((tmp_path / "pairs.json").read_text())["hop_seconds"] == 0.04
+    with pytest.raises(ParameterError, match="hop_seconds.*0.015"):
+        pairs([data / "fsdd"], tmp_path / "bad", label_regex=r"^\d_([a-z]+)_", n_pairs=5,
+              hop_seconds=0.015, progress=False)
+    assert not (tmp_path / "bad" / "pairs.json").exists()
