@@ -306,6 +306,8 @@ def _run_mine(args) -> int:
 
 MODEL_HELP = ("a model bundle folder, or a shipped bundle by name: default (speech and "
               "sounds up to 8 kHz; the default) or birdsong (32 kHz songbirds)")
+HOP_HELP = ("seconds between the model's windows, a whole number of feature hops "
+            "(default: the model's own)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -500,8 +502,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="triplets of each kind (default: %(default)s)")
     abx.add_argument("--seed", type=int, default=0)
     abx.add_argument("--hop-seconds", type=float, metavar="S",
-                     help="seconds between the model's windows, a whole number of "
-                          "feature hops (default: the model's own)")
+                     help=HOP_HELP)
     abx.add_argument("--speaker", metavar="NAME",
                      help="only triplets whose A and B are this speaker's (one the model "
                           "never saw); X is theirs within speaker, another's across")
@@ -530,8 +531,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="also score the first K frames with an open end")
     pairs.add_argument("--seed", type=int, default=0)
     pairs.add_argument("--hop-seconds", type=float, metavar="S",
-                       help="seconds between the model's windows, a whole number of "
-                            "feature hops (default: the model's own)")
+                       help=HOP_HELP)
     pairs.add_argument("--overwrite", action="store_true",
                        help="replace an existing pairs.json and pairs.png in DIR")
     pairs.add_argument("--quiet", action="store_true")
