@@ -345,6 +345,9 @@ class TrainConfig(_Config):
     # Epochs without validation improvement before stopping.
     patience: int = 5
     seed: int = 0
+    # Largest frequency warp of each training window (nn/augment.py): voices the data
+    # does not hold; 0 trains on the windows as they are.
+    warp: float = 0.0
 
     def __post_init__(self):
         _check_integer("epochs", self.epochs, 1, MAX_EPOCHS)
@@ -357,6 +360,7 @@ class TrainConfig(_Config):
         _check_range("validation_fraction", self.validation_fraction, 0.0, 0.9)
         _check_integer("patience", self.patience, 1, MAX_EPOCHS)
         _check_integer("seed", self.seed, 0, MAX_SEED)
+        _check_range("warp", self.warp, 0.0, 0.5)
 
 
 @dataclasses.dataclass(frozen=True)

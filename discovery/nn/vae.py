@@ -27,6 +27,7 @@ from keras import ops
 
 from discovery.config import ModelConfig, PipelineConfig
 from discovery.errors import ModelError, ParameterError
+from discovery.nn.augment import warp_frequency
 from discovery.nn.decoder import build_decoder, build_silence_head
 from discovery.nn.encoder import build_encoder
 
@@ -100,6 +101,10 @@ class VAE(keras.Model):
             variable so `BetaWarmup` can change it during `fit`. Defaults to 0.0.
         silence_weight: float >= 0. Weight of the silence cross-entropy. Defaults
             to 1.0.
+        warp: float in [0, 0.5]. Largest frequency warp of each training window
+            (`nn.augment.warp_frequency`, input and target alike): voices the data
+            does not hold. Training only; 0 trains on the windows as they are.
+            Defaults to 0.0.
         **kwargs: Standard `keras.Model` arguments (`name`, ...).
 
     Call arguments:
@@ -117,7 +122,7 @@ class VAE(keras.Model):
                  bilstm_units: int = 64, lstm_units: int = 64, latent_dim: int = 32,
                  decoder_units: int = 64, decoder_filters: int = 8,
                  silence_units: int = 16, seed: Optional[int] = 0, beta: float = 0.0,
-                 silence_weight: float = 1.0, **kwargs):
+                 silence_weight: float = 1.0, warp: float = 0.0, **kwargs):
         super().__init__(**kwargs)
         self.input_frames = input_frames
         self.input_features = input_features
@@ -131,6 +136,7 @@ class VAE(keras.Model):
         self.silence_units = silence_units
         self.seed = seed
         self.silence_weight = float(silence_weight)
+        self.warp = float(warp)
         self.encoder = build_encoder(
             input_frames=input_frames, input_features=input_features,
             conv_filters=conv_filters, conv_kernel=self.conv_kernel,
@@ -235,6 +241,9 @@ class VAE(keras.Model):
 
     def train_step(self, data) -> Dict[str, Any]:
         windows, targets, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        if self.warp > 0:
+            flat = windows if len(windows.shape) == 3 else windows[..., 0]
+            windows = _with_channel(warp_frequency(flat, self.warp, seed=self.seed))
         with tf.GradientTape() as tape:
             outputs = self(windows, training=True)
             losses = self.compute_losses(windows, outputs, silence_targets=targets,
@@ -322,6 +331,7 @@ class VAE(keras.Model):
             "seed": self.seed,
             "beta": float(ops.convert_to_numpy(self.beta)),
             "silence_weight": self.silence_weight,
+            "warp": self.warp,
         })
         return config
 
@@ -360,6 +370,7 @@ def build_vae(config: Union[ModelConfig, PipelineConfig], *, beta: Optional[floa
             the input shape is missing (`ModelConfig`) or given twice (`PipelineConfig`).
     """
     shape = {"input_frames": input_frames, "input_features": input_features}
+    warp = 0.0
     if isinstance(config, PipelineConfig):
         given = [name for name, value in shape.items() if value is not None]
         if given:
@@ -371,6 +382,7 @@ def build_vae(config: Union[ModelConfig, PipelineConfig], *, beta: Optional[floa
         beta = config.training.beta if beta is None else beta
         if silence_weight is None:
             silence_weight = config.training.silence_weight
+        warp = config.training.warp
         config = config.model
     if not isinstance(config, ModelConfig):
         raise ParameterError(
@@ -383,7 +395,7 @@ def build_vae(config: Union[ModelConfig, PipelineConfig], *, beta: Optional[floa
                 f"window's shape, needed with a ModelConfig), received {value!r}.")
     return VAE(**shape, **config.to_dict(), beta=0.0 if beta is None else beta,
                silence_weight=1.0 if silence_weight is None else silence_weight,
-               name=name)
+               warp=warp, name=name)
 
 
 class BetaWarmup(keras.callbacks.Callback):

@@ -294,6 +294,33 @@ def test_embed_names_its_results(batch):
     np.testing.assert_allclose(silence, outputs["silence"], rtol=1e-5, atol=1e-6)
 
 
+def test_warp_changes_the_training_windows_only(batch):
+    """`warp` augments what `fit` trains on; evaluation and embeddings see the windows
+    as they are."""
+    windows, targets = batch
+    plain = tiny_vae()
+    warped = VAE.from_config({**plain.get_config(), "warp": 0.3})
+    assert VAE.from_config(warped.get_config()).warp == 0.3
+    warped.set_weights(plain.get_weights())
+    warped.compile(optimizer=keras.optimizers.Adam(learning_rate=1e-2))
+    evaluate = dict(verbose=0, return_dict=True)
+    assert warped.evaluate(windows, targets, **evaluate) == plain.evaluate(
+        windows, targets, **evaluate)
+    np.testing.assert_array_equal(warped.embed(windows)[0], plain.embed(windows)[0])
+    # The first step's loss is computed before the update, on the step's windows.
+    trained = [model.train_on_batch(windows, targets, return_dict=True)["reconstruction_loss"]
+               for model in (plain, warped)]
+    assert trained[0] != pytest.approx(trained[1], rel=1e-3)
+
+
+def test_build_vae_takes_the_warp_of_the_training_settings():
+    config = get_preset("tiny")
+    assert build_vae(config).warp == 0.0
+    assert build_vae(config.replace(training=config.training.replace(warp=0.2))).warp == 0.2
+    with pytest.raises(ParameterError, match="`warp`"):
+        config.training.replace(warp=0.6)
+
+
 def test_build_vae_reads_a_pipeline_config():
     config = get_preset("tiny")
     vae = build_vae(config)

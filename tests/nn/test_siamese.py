@@ -7,8 +7,8 @@ import tensorflow as tf
 
 from discovery.nn import build_vae, get_preset
 from discovery.nn.callbacks import PairSeparation, pair_roc_auc
-from discovery.nn.siamese import (SiameseVAE, equalise, info_nce, stretch_time,
-                                  warp_frequency)
+from discovery.nn.augment import equalise, stretch_time, warp_frequency
+from discovery.nn.siamese import SiameseVAE, info_nce
 
 TINY = get_preset("tiny")
 FRAMES, FEATURES = TINY.input_frames, TINY.input_features
