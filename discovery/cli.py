@@ -100,8 +100,11 @@ def _run_train(args) -> int:
     config = config.replace(training=config.training.replace(**{
         name: value for name, value in (("epochs", args.epochs),
                                         ("batch_size", args.batch_size),
-                                        ("seed", args.seed))
-        if value is not None}))
+                                        ("seed", args.seed), ("warp", args.warp))
+        if value is not None}), windows=config.windows.replace(**{
+            name: value for name, value in (("window_seconds", args.window_seconds),
+                                            ("hop_seconds", args.window_hop_seconds))
+            if value is not None}))
     result = training.train(args.inputs, args.out, config, progress=not args.quiet,
                             command=_command_line(), overwrite=args.overwrite)
     if not args.quiet:
@@ -344,6 +347,14 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--epochs", type=int, metavar="N")
     train.add_argument("--batch-size", type=int, metavar="N")
     train.add_argument("--seed", type=int, metavar="N", help="makes the run deterministic")
+    train.add_argument("--window-seconds", type=float, metavar="S",
+                       help="the model's window length (default: the preset's)")
+    train.add_argument("--window-hop-seconds", type=float, metavar="S",
+                       help="seconds between training windows, and the model's own hop "
+                            "when it embeds (default: the preset's)")
+    train.add_argument("--warp", type=float, metavar="F",
+                       help="largest frequency warp of each training window, in [0, "
+                            "0.5]: voices the data does not hold (default: the preset's)")
     train.add_argument("--overwrite", action="store_true",
                        help="replace a finished model bundle in DIR (and its logs and "
                             "training state); DIR must hold nothing else")

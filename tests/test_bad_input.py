@@ -324,6 +324,18 @@ def test_output_folder_checks_before_any_work():
         files.check_output_location(DATA, [DATA / "fsdd"])
 
 
+@pytest.mark.parametrize("option, value, name", [("--warp", "0.7", "warp"),
+                                                 ("--window-seconds", "-1", "window_seconds"),
+                                                 ("--window-hop-seconds", "0", "hop_seconds")])
+def test_train_refuses_a_bad_window_or_warp_before_reading(recordings, tmp_path, capsys,
+                                                           option, value, name):
+    out = tmp_path / "model"
+    assert main(["train", str(recordings), "--out", str(out), "--preset", "tiny", option,
+                 value, "--quiet"]) == 2
+    _one_error(capsys, f"`{name}`", value)
+    assert not out.exists()
+
+
 def test_train_may_not_write_into_its_inputs(recordings, capsys):
     before = _snapshot(recordings)
     assert main(["train", str(recordings), "--out", str(recordings), "--preset", "tiny",

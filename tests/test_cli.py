@@ -95,6 +95,24 @@ def test_no_command_prints_help_and_exits_2(capsys):
 
 
 @pytest.mark.slow
+def test_train_takes_the_window_and_the_warp_from_the_command_line(tmp_path):
+    from pathlib import Path
+
+    from discovery.bundle import load_config, load_model
+
+    data = Path(__file__).resolve().parent.parent / "data"
+    out = tmp_path / "model"
+    assert main(["train", str(data / "fsdd"), "--preset", "tiny", "--epochs", "1",
+                 "--window-seconds", "0.24", "--window-hop-seconds", "0.04", "--warp",
+                 "0.1", "--out", str(out), "--quiet"]) == 0
+    config = load_config(out)
+    assert (config.windows.window_seconds, config.windows.hop_seconds) == (0.24, 0.04)
+    assert config.training.warp == 0.1
+    model = load_model(out)
+    assert model.warp == 0.1 and model.input_frames == config.input_frames == 24
+
+
+@pytest.mark.slow
 def test_terminal_output_is_discovery_s_own(tmp_path):
     """No TensorFlow or absl lines; progress and logs on stderr, stdout left clean."""
     from pathlib import Path
