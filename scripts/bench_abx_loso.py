@@ -15,6 +15,7 @@ of training: they are stitched from the same clips, the held-out speaker's inclu
     python scripts/bench_abx_loso.py                       # every speaker, the default recipe
     python scripts/bench_abx_loso.py --speakers george --vae-epochs 2 --tune-epochs 1
     python scripts/bench_abx_loso.py --score-only --tokens sound   # the same bundles again
+    python scripts/bench_abx_loso.py --window-seconds 0.16 --window-hop-seconds 0.04 --work W
 
 Two stage-2 recipes compared on the same fold VAEs (stage 1 alone moves a fold's
 across-speaker error by several points): train stage 1 once, copy each W/<speaker>/vae
@@ -77,6 +78,12 @@ def main(argv=None) -> int:
     parser.add_argument("--work", type=Path, default=ROOT / "runs" / "abx-loso")
     parser.add_argument("--vae-epochs", type=int, default=None,
                         help="stage 1 epochs (default: the preset's)")
+    parser.add_argument("--window-seconds", type=float, default=None,
+                        help="stage 1 `train --window-seconds` (default: the preset's)")
+    parser.add_argument("--window-hop-seconds", type=float, default=None,
+                        help="stage 1 `train --window-hop-seconds` (default: the preset's)")
+    parser.add_argument("--vae-warp", type=float, default=None,
+                        help="stage 1 `train --warp` (default: the preset's, none)")
     parser.add_argument("--tune-epochs", type=int, default=None,
                         help="stage 2 epochs (default: the Siamese settings')")
     parser.add_argument("--cross-voice-rounds", type=int, default=None,
@@ -113,7 +120,11 @@ def main(argv=None) -> int:
                 if not link.exists():
                     link.symlink_to(clip)
         seconds = {}
-        epochs = [] if args.vae_epochs is None else ["--epochs", args.vae_epochs]
+        stage1 = [] if args.vae_epochs is None else ["--epochs", args.vae_epochs]
+        for option, value in (("--window-seconds", args.window_seconds),
+                              ("--window-hop-seconds", args.window_hop_seconds),
+                              ("--warp", args.vae_warp)):
+            stage1 += [] if value is None else [option, value]
         if args.score_only:
             seconds = json.loads((work / "seconds.json").read_text()) if (
                 work / "seconds.json").is_file() else {}
@@ -123,7 +134,7 @@ def main(argv=None) -> int:
             seconds["stage 1"] = json.loads((work / "vae-seconds.json").read_text())
         else:
             seconds["stage 1"] = _discovery("train", train_dir, "--out", work / "vae",
-                                            *_fresh(work / "vae"), "--quiet", *epochs)
+                                            *_fresh(work / "vae"), "--quiet", *stage1)
             (work / "vae-seconds.json").write_text(json.dumps(seconds["stage 1"]))
         if args.stage1_only:
             continue
