@@ -258,7 +258,9 @@ def model_card(config: PipelineConfig, *, inputs: Sequence[PathLike],
         f"every {config.windows.hop_seconds} s.",
         f"- Latent size {config.model.latent_dim}; beta {config.training.beta} "
         f"(warm-up {config.training.beta_warmup_epochs} epochs); silence weight "
-        f"{config.training.silence_weight}; seed {config.training.seed}.", "",
+        f"{config.training.silence_weight}; seed {config.training.seed}"
+        + (f"; each training window's frequency axis warped by up to "
+           f"{config.training.warp}." if config.training.warp else "."), "",
         "## Metrics (final epoch; validation where a split was held out)", "",
         "| metric | value |", "|---|---|",
     ]

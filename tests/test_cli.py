@@ -110,6 +110,8 @@ def test_train_takes_the_window_and_the_warp_from_the_command_line(tmp_path):
     assert config.training.warp == 0.1
     model = load_model(out)
     assert model.warp == 0.1 and model.input_frames == config.input_frames == 24
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "0.24 s (24 frames) every 0.04 s" in card and "warped by up to 0.1." in card
 
 
 @pytest.mark.slow
