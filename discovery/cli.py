@@ -41,6 +41,13 @@ def _add_feature_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--window-hop-seconds", type=float, metavar="S")
 
 
+def _given_windows(windows, args):
+    """`windows` with the `--window-seconds` and `--window-hop-seconds` given."""
+    return windows.replace(**{name: value for name, value in (
+        ("window_seconds", args.window_seconds), ("hop_seconds", args.window_hop_seconds))
+        if value is not None})
+
+
 def _pipeline_config(args):
     from discovery.config import (FEATURE_PRESETS, ModelConfig, PipelineConfig,
                                   SegmentConfig, SilenceConfig, TrainConfig, WindowConfig)
@@ -62,10 +69,7 @@ def _pipeline_config(args):
     features = features.replace(**{name: value for name, value in (
         ("sample_rate", args.sample_rate), ("fmin", args.fmin), ("fmax", args.fmax))
         if value is not None})
-    windows = windows.replace(**{name: value for name, value in (
-        ("window_seconds", args.window_seconds), ("hop_seconds", args.window_hop_seconds))
-        if value is not None})
-    return PipelineConfig(features=features, windows=windows,
+    return PipelineConfig(features=features, windows=_given_windows(windows, args),
                           model=config.model if config else ModelConfig(),
                           silence=config.silence if config else SilenceConfig(),
                           segments=config.segments if config else SegmentConfig(),
@@ -101,10 +105,7 @@ def _run_train(args) -> int:
         name: value for name, value in (("epochs", args.epochs),
                                         ("batch_size", args.batch_size),
                                         ("seed", args.seed), ("warp", args.warp))
-        if value is not None}), windows=config.windows.replace(**{
-            name: value for name, value in (("window_seconds", args.window_seconds),
-                                            ("hop_seconds", args.window_hop_seconds))
-            if value is not None}))
+        if value is not None}), windows=_given_windows(config.windows, args))
     result = training.train(args.inputs, args.out, config, progress=not args.quiet,
                             command=_command_line(), overwrite=args.overwrite)
     if not args.quiet:
